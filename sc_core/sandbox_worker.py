@@ -1,0 +1,376 @@
+"""The program that runs inside a sandbox and executes model-written code.
+
+It is started as ``python -I -S sandbox_worker.py WORKDIR`` and imports nothing but the standard
+library, so the sandbox needs no view of sc, the user's packages or their home.
+
+Protocol, over stdin/stdout: frames of a 4-byte big-endian length and a UTF-8 JSON object.
+
+- host -> worker ``{"op": "run", "id", "source", "entry", "args", "tools", "limits"}``
+- job -> host ``{"op": "call", "id", "tool", "args"}``; host -> job ``{"op": "return", "value"}``
+  or ``{"op": "error", "message"}``
+- job -> host ``{"op": "result", "id", "ok", "value" | "error"}``
+- worker -> host ``{"op": "done", "id", "status", "output"}``, always last.
+
+Each job runs in a child forked from this (trusted) process. The child gets its own session,
+resource limits (CPU, address space, file size, open files, no core dumps) and a seccomp filter
+that forbids new processes, exec, sockets, ptrace and namespace/mount calls, then executes the
+code. The worker never runs untrusted code itself, so a job can only ever damage its own child.
+"""
+
+import builtins
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import struct
+import sys
+import time
+import traceback
+
+HEADER = struct.Struct(">I")
+MAX_INPUT = 64 * 1024 * 1024
+PRELOADED = (
+    "bisect", "collections", "copy", "datetime", "decimal", "fractions", "functools", "heapq",
+    "itertools", "math", "operator", "random", "re", "statistics", "string", "typing",
+)  # fmt: skip
+CHANNEL_OUT = 3  # the job's copy of the channel to the host; fds 1 and 2 go to its output file
+
+
+def read_frame(fd, limit=MAX_INPUT):
+    header = _read_exact(fd, HEADER.size)
+    if header is None:
+        return None
+    (size,) = HEADER.unpack(header)
+    if size > limit:
+        raise ValueError(f"frame of {size} bytes exceeds {limit}")
+    body = _read_exact(fd, size)
+    if body is None:
+        return None
+    return json.loads(body)
+
+
+def _read_exact(fd, size):
+    chunks, remaining = [], size
+    while remaining:
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_frame(fd, message):
+    body = json.dumps(message, allow_nan=False).encode()
+    data = HEADER.pack(len(body)) + body
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+# --- seccomp -------------------------------------------------------------------------------
+
+_SYSCALLS = {
+    # arch: (audit arch, {name: number})
+    "x86_64": (
+        0xC000003E,
+        {
+            "socket": 41, "clone": 56, "fork": 57, "vfork": 58, "execve": 59, "ptrace": 101,
+            "mount": 165, "add_key": 248, "request_key": 249, "keyctl": 250, "unshare": 272,
+            "perf_event_open": 298, "setns": 308, "process_vm_readv": 310,
+            "process_vm_writev": 311, "bpf": 321, "execveat": 322, "userfaultfd": 323,
+            "io_uring_setup": 425, "clone3": 435, "kill": 62, "tkill": 200, "tgkill": 234,
+            "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "pidfd_send_signal": 424,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "socket": 198, "clone": 220, "execve": 221, "ptrace": 117, "mount": 40,
+            "add_key": 217, "request_key": 218, "keyctl": 219, "unshare": 97,
+            "perf_event_open": 241, "setns": 268, "process_vm_readv": 270,
+            "process_vm_writev": 271, "bpf": 280, "execveat": 281, "userfaultfd": 282,
+            "io_uring_setup": 425, "clone3": 435, "kill": 129, "tkill": 130, "tgkill": 131,
+            "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240, "pidfd_send_signal": 424,
+        },
+    ),
+}  # fmt: skip
+_EPERM, _EAGAIN, _ENOSYS = 1, 11, 38
+_CLONE_THREAD = 0x00010000
+_RET_ALLOW, _RET_ERRNO, _RET_KILL = 0x7FFF0000, 0x00050000, 0x80000000
+_LD_ABS, _JEQ, _JSET, _JGE, _RET = 0x20, 0x15, 0x45, 0x35, 0x06
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint),
+    ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+_SELF_ONLY = ("kill", "tgkill")  # signals to itself (abort, raise) only: its first argument
+
+
+def _seccomp_program(machine):
+    """A BPF program: threads yes; processes, exec, sockets, ptrace, namespaces and signals to
+    other processes no."""
+    audit_arch, numbers = _SYSCALLS[machine]
+    program = [
+        (_LD_ABS, 0, 0, 4),  # seccomp_data.arch
+        (_JEQ, 1, 0, audit_arch),
+        (_RET, 0, 0, _RET_KILL),
+        (_LD_ABS, 0, 0, 0),  # seccomp_data.nr
+    ]
+    if machine == "x86_64":  # the x32 ABI reaches the same calls under other numbers
+        program += [(_JGE, 0, 1, 0x40000000), (_RET, 0, 0, _RET_KILL)]
+    # clone is allowed for threads only: flags are its first argument
+    program += [
+        (_JEQ, 0, 4, numbers["clone"]),
+        (_LD_ABS, 0, 0, 16),  # seccomp_data.args[0], low 32 bits
+        (_JSET, 0, 1, _CLONE_THREAD),
+        (_RET, 0, 0, _RET_ALLOW),
+        (_RET, 0, 0, _RET_ERRNO | _EAGAIN),
+    ]
+    # clone3 hides its flags in memory: ENOSYS makes the C library fall back to clone
+    program += [(_JEQ, 0, 1, numbers["clone3"]), (_RET, 0, 0, _RET_ERRNO | _ENOSYS)]
+    for name in _SELF_ONLY:
+        program += [
+            (_JEQ, 0, 4, numbers[name]),
+            (_LD_ABS, 0, 0, 16),
+            (_JEQ, 0, 1, os.getpid()),
+            (_RET, 0, 0, _RET_ALLOW),
+            (_RET, 0, 0, _RET_ERRNO | _EPERM),
+        ]
+    for name, number in numbers.items():
+        if name in ("clone", "clone3") or name in _SELF_ONLY:
+            continue
+        errno = _EAGAIN if name in ("fork", "vfork") else _EPERM
+        program += [(_JEQ, 0, 1, number), (_RET, 0, 0, _RET_ERRNO | errno)]
+    program.append((_RET, 0, 0, _RET_ALLOW))
+    return program
+
+
+def install_seccomp():
+    machine = os.uname().machine
+    if machine not in _SYSCALLS:
+        raise OSError(f"no seccomp filter for the {machine} architecture")
+    program = _seccomp_program(machine)
+    filters = (_SockFilter * len(program))(*[_SockFilter(*row) for row in program])
+    fprog = _SockFprog(len(program), filters)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [
+        ctypes.c_int,
+        ctypes.c_ulong,
+        ctypes.c_void_p,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
+    if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+    if libc.prctl(22, 2, ctypes.addressof(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
+        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
+
+
+# --- the job, in the forked child ----------------------------------------------------------
+
+
+class ToolError(Exception):
+    """A tool refused the call or failed."""
+
+
+class Tools:
+    """``tools.name(...)`` sends the call to the host's toolset and waits for its reply."""
+
+    def __init__(self, job_id, specs):
+        self._job_id = job_id
+        self._params = {spec["name"]: spec["params"] for spec in specs}
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name not in self._params:
+            raise ToolError(f"unknown tool {name!r}")
+
+        def call(*args, **kwargs):
+            params = self._params[name]
+            if len(args) > len(params):
+                raise ToolError(f"{name} takes at most {len(params)} positional arguments")
+            for param, value in zip(params, args, strict=False):
+                if param in kwargs:
+                    raise ToolError(f"{name} got two values for {param!r}")
+                kwargs[param] = value
+            write_frame(
+                CHANNEL_OUT, {"op": "call", "id": self._job_id, "tool": name, "args": kwargs}
+            )
+            reply = read_frame(0)
+            if reply is None:
+                os._exit(70)
+            if reply.get("op") == "error":
+                raise ToolError(reply.get("message", "tool call failed"))
+            return reply.get("value")
+
+        call.__name__ = name
+        return call
+
+    def __dir__(self):
+        return sorted(self._params)
+
+
+def _apply_limits(limits):
+    cpu = int(limits["cpu_s"])
+    memory = int(limits["memory_mb"]) * 1024 * 1024
+    output = int(limits["output_kb"]) * 1024
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (output, output))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _drop_privileges(uid):
+    """Become ``uid`` (the subprocess sandbox run by root): no capabilities, no root files."""
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+def _describe(error):
+    """``Type: message (line N)`` where N is a line of the task's own code."""
+    line = ""
+    for frame in traceback.extract_tb(error.__traceback__):
+        if frame.filename == "<task>":
+            line = f" (line {frame.lineno})"
+    return f"{type(error).__name__}: {error}"[:500] + line
+
+
+def run_job(job, output_path, drop_uid):
+    os.setsid()
+    os.dup2(1, CHANNEL_OUT)
+    out = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.closerange(CHANNEL_OUT + 1, 1 << 16)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized output fails the write, not the job
+    _apply_limits(job["limits"])
+    if drop_uid is not None:
+        _drop_privileges(drop_uid)
+    install_seccomp()
+    result = {"op": "result", "id": job["id"], "ok": False}
+    try:
+        namespace = {"__name__": "__task__", "__builtins__": builtins}
+        exec(compile(job["source"], "<task>", "exec"), namespace)
+        function = namespace.get(job["entry"])
+        if not callable(function):
+            raise NameError(f"the code defines no function {job['entry']!r}")
+        args = list(job["args"])
+        if job.get("tools") is not None:
+            args.insert(0, Tools(job["id"], job["tools"]))
+        value = function(*args)
+        json.dumps(value, allow_nan=False)
+        result.update(ok=True, value=value)
+    except BaseException as error:  # everything the code does wrong is a result, not a crash
+        result["error"] = _describe(error)
+        if isinstance(error, (TypeError, ValueError)) and "JSON" in str(error):
+            result["error"] = f"the return value is not JSON data: {error}"[:500]
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        write_frame(CHANNEL_OUT, result)
+    except BaseException:
+        os._exit(71)
+    os._exit(0)
+
+
+# --- the worker loop -----------------------------------------------------------------------
+
+
+def _wait(pid, deadline):
+    """Wait for the job until ``deadline``; kill its session then. Returns a status word."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            status = "timeout"
+            break
+        if pidfd is not None:
+            select.select([pidfd], [], [], remaining)
+        else:
+            time.sleep(min(remaining, 0.002))
+        done, raw = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = _status_word(raw)
+            break
+    if pidfd is not None:
+        os.close(pidfd)
+    return status
+
+
+def _status_word(raw):
+    if os.WIFSIGNALED(raw):
+        number = os.WTERMSIG(raw)
+        return {
+            signal.SIGXCPU: "cpu",
+            signal.SIGKILL: "killed",
+            signal.SIGSYS: "forbidden",
+            signal.SIGSEGV: "crashed",
+        }.get(number, f"signal {number}")
+    return f"exit {os.WEXITSTATUS(raw)}"
+
+
+def _read_output(path, limit):
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit)
+        os.unlink(path)
+    except OSError:
+        return ""
+    return data.decode("utf-8", "replace")
+
+
+def main():
+    workdir = sys.argv[1]
+    drop_uid = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    os.chdir(workdir)
+    for name in PRELOADED:  # imported once here, so that each forked job finds them warm
+        __import__(name)
+    while True:
+        job = read_frame(0)
+        if job is None:
+            return
+        if job.get("op") != "run":
+            continue  # a reply the last job died before reading
+        jobdir = os.path.join(workdir, "job")
+        shutil.rmtree(jobdir, ignore_errors=True)
+        os.mkdir(jobdir, 0o700)
+        if drop_uid is not None:
+            os.chown(jobdir, drop_uid, drop_uid)
+        output_path = os.path.join(workdir, "output")
+        deadline = time.monotonic() + float(job["limits"]["wall_s"])
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.chdir(jobdir)
+                run_job(job, output_path, drop_uid)
+            finally:
+                os._exit(72)
+        status = _wait(pid, deadline)
+        output = _read_output(output_path, int(job["limits"]["output_kb"]) * 1024)
+        shutil.rmtree(jobdir, ignore_errors=True)
+        write_frame(1, {"op": "done", "id": job["id"], "status": status, "output": output[-2000:]})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""The CaT filter: which Code-as-Tasks are kept, and at which stage each other one fell.
+
+Stages, in order (the paper reports the survivors of the first three):
+
+1. ``parses``: a well-formed task whose code compiles, defines ``verify(state, answer)`` and
+   ``solve(tools)``, and calls only tools the toolset has;
+2. ``verify_runs``: the solution runs, and the verifier runs on its state and answer;
+3. ``solution_passes``: the verifier gives the solution full credit;
+4. ``failures_fail``: every failure case runs and the verifier does not give it full credit;
+5. ``deterministic``: the solution, run again on a fresh reset, gives the same answer and state;
+6. ``unique``: no earlier kept task has the same instruction or the same code.
+
+Each program runs in the sandbox against a freshly reset toolset.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ScError
+from .sandbox import Outcome, SandboxPool, Worker
+from .task import CodeAsTask, TaskLine
+from .tools import Toolset, ToolsetSpec, load_toolset
+
+STAGES = ("parses", "verify_runs", "solution_passes", "failures_fail", "deterministic", "unique")
+
+
+@dataclass
+class Verdict:
+    """The filter's decision on one task line."""
+
+    id: str
+    kept: bool
+    stage: str | None = None
+    """The stage that rejected it; None when kept."""
+    reason: str | None = None
+    item: TaskLine | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kept": self.kept, "stage": self.stage, "reason": self.reason}
+
+
+@dataclass
+class FilterReport:
+    """All verdicts, in input order, and the number surviving each stage."""
+
+    verdicts: list[Verdict]
+
+    @property
+    def kept(self) -> list[Verdict]:
+        return [verdict for verdict in self.verdicts if verdict.kept]
+
+    def stages(self) -> dict[str, int]:
+        survived = dict.fromkeys(STAGES, 0)
+        for verdict in self.verdicts:
+            last = STAGES.index(verdict.stage) if verdict.stage else len(STAGES)
+            for stage in STAGES[:last]:
+                survived[stage] += 1
+        return survived
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": len(self.verdicts),
+            "kept": len(self.kept),
+            "stages": self.stages(),
+            "tasks": [verdict.to_dict() for verdict in self.verdicts],
+        }
+
+
+class Rejected(Exception):
+    def __init__(self, stage: str, reason: str):
+        super().__init__(reason)
+        self.stage, self.reason = stage, reason
+
+
+def score(value: Any) -> float:
+    """A verifier's return value as a score in [0, 1]; anything else is an error."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and 0 <= value <= 1:
+        return float(value)
+    raise ValueError(f"verify returned {json.dumps(value)[:80]}, not a bool or a number in [0, 1]")
+
+
+def _function(source: str, name: str, arity: int, what: str) -> ast.FunctionDef:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise Rejected(
+            "parses", f"{what} has a syntax error: {error.msg} (line {error.lineno})"
+        ) from error
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            if len(node.args.posonlyargs) + len(node.args.args) != arity:
+                raise Rejected("parses", f"{what}: {name}() must take {arity} argument(s)")
+            return node
+    raise Rejected("parses", f"{what} does not define {name}()")
+
+
+def _check_tools(source: str, node: ast.FunctionDef, toolset: Toolset, what: str) -> None:
+    tools_param = (node.args.posonlyargs + node.args.args)[0].arg
+    for sub in ast.walk(ast.parse(source)):
+        if (
+            isinstance(sub, ast.Attribute)
+            and isinstance(sub.value, ast.Name)
+            and sub.value.id == tools_param
+            and sub.attr not in toolset.tools
+        ):
+            raise Rejected("parses", f"{what} calls unknown tool {sub.attr!r}")
+
+
+def check_code(task: CodeAsTask, toolset: Toolset) -> None:
+    """Stage 1 beyond the JSON: the code compiles, has the right functions, knows the tools."""
+    _function(task.verify, "verify", 2, "verify")
+    for what, source in [("solution", task.solution)] + [
+        (f"failure case {n}", failure) for n, failure in enumerate(task.failures, 1)
+    ]:
+        _check_tools(source, _function(source, "solve", 1, what), toolset, what)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+class TaskChecker:
+    """Runs stages 1 to 5 on one task at a time; thread-safe, one toolset instance per thread."""
+
+    def __init__(self, pool: SandboxPool, tools: ToolsetSpec | None = None):
+        self.pool, self.tools = pool, tools
+        self._specs: dict[str, ToolsetSpec | ScError] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def _toolset(self, spec: str) -> Toolset:
+        if self.tools is not None:
+            spec = self.tools.spec
+        with self._lock:
+            if spec not in self._specs:
+                try:
+                    self._specs[spec] = self.tools if self.tools else load_toolset(spec)
+                except ScError as error:
+                    self._specs[spec] = error
+        loaded = self._specs[spec]
+        if isinstance(loaded, ScError):
+            raise Rejected("parses", f"toolset {spec!r}: {loaded}")
+        instances = self._local.__dict__.setdefault("toolsets", {})
+        if spec not in instances:
+            instances[spec] = loaded.create()
+        return instances[spec]
+
+    def check(self, item: TaskLine) -> Verdict:
+        try:
+            if item.task is None:
+                raise Rejected("parses", item.error or "not a task")
+            self._check(item.task)
+        except Rejected as rejection:
+            return Verdict(item.id, False, rejection.stage, rejection.reason, item)
+        return Verdict(item.id, True, item=item)
+
+    def _solve(self, worker: Worker, toolset: Toolset, task: CodeAsTask, source: str):
+        toolset.reset(task.seed)
+        outcome = worker.run(source, "solve", [], toolset)
+        return outcome, toolset.state()
+
+    def _verify(self, worker: Worker, task: CodeAsTask, state: dict, answer: Any) -> float:
+        outcome: Outcome = worker.run(task.verify, "verify", [state, answer])
+        if not outcome.ok:
+            raise ValueError(f"verify raised {outcome.error}")
+        return score(outcome.value)
+
+    def _check(self, task: CodeAsTask) -> None:
+        toolset = self._toolset(task.toolset)
+        check_code(task, toolset)
+        with self.pool.worker() as worker:
+            solved, state = self._solve(worker, toolset, task, task.solution)
+            if not solved.ok:
+                raise Rejected("verify_runs", f"the solution raised {solved.error}")
+            try:
+                solution_score = self._verify(worker, task, state, solved.value)
+            except ValueError as error:
+                raise Rejected("verify_runs", str(error)) from error
+            if solution_score < 1:
+                raise Rejected("solution_passes", f"verify gave the solution {solution_score:g}")
+            for number, failure in enumerate(task.failures, 1):
+                failed, failed_state = self._solve(worker, toolset, task, failure)
+                if not failed.ok:
+                    raise Rejected("failures_fail", f"failure case {number} raised {failed.error}")
+                try:
+                    failure_score = self._verify(worker, task, failed_state, failed.value)
+                except ValueError:
+                    failure_score = 0.0  # a verifier that chokes on a wrong answer rejects it
+                if failure_score >= 1:
+                    raise Rejected("failures_fail", f"failure case {number} passes verify")
+            again, again_state = self._solve(worker, toolset, task, task.solution)
+            if not again.ok or _canonical([again.value, again_state]) != _canonical(
+                [solved.value, state]
+            ):
+                raise Rejected("deterministic", "a second run of the solution gave another result")
+
+
+def _fingerprints(task: CodeAsTask) -> tuple[str, str]:
+    words = " ".join(re.findall(r"\w+", task.instruction.lower()))
+    code = ast.dump(ast.parse(task.verify)) + ast.dump(ast.parse(task.solution))
+    return f"{task.toolset}|{task.seed}|{words}", f"{task.toolset}|{task.seed}|{code}"
+
+
+def mark_duplicates(verdicts: Iterable[Verdict]) -> None:
+    """Stage 6, in input order: a kept task repeating an earlier kept one is rejected."""
+    seen: dict[str, str] = {}
+    for verdict in verdicts:
+        if not verdict.kept:
+            continue
+        prints = _fingerprints(verdict.item.task)
+        earlier = next((seen[key] for key in prints if key in seen), None)
+        if earlier:
+            verdict.kept, verdict.stage = False, "unique"
+            verdict.reason = f"duplicate of {earlier}"
+            continue
+        for key in prints:
+            seen[key] = verdict.id
+
+
+def run_filter(
+    items: Iterable[TaskLine],
+    pool: SandboxPool,
+    tools: ToolsetSpec | None = None,
+    on_done: Callable[[Verdict], None] | None = None,
+) -> FilterReport:
+    """Check every task with the pool's workers in parallel; verdicts keep the input order."""
+    checker = TaskChecker(pool, tools)
+    items = list(items)
+
+    def check(item: TaskLine) -> Verdict:
+        verdict = checker.check(item)
+        if on_done:
+            on_done(verdict)
+        return verdict
+
+    with ThreadPoolExecutor(max_workers=pool.size) as executor:
+        verdicts = list(executor.map(check, items))
+    mark_duplicates(verdicts)
+    return FilterReport(verdicts)
