@@ -1,0 +1,172 @@
+"""Throughput of the CaT filter (`sc verify`) against spawning a fresh Python per program.
+
+    .venv/bin/python benchmarks/verify_throughput.py [--tasks 300]
+
+Generates distinct calculator tasks (one solution and two failure cases each, so seven sandboxed
+programs per task: solve and verify for the solution and each failure, then the solution again
+for the determinism check), then measures, in one run:
+
+- ``sc verify`` end to end (the real CLI, start-up included), with the default bwrap sandbox;
+- the filter alone (run_filter with a warm pool), bwrap and subprocess sandboxes;
+- the naive rate: one fresh ``python -c PROGRAM`` process per program, sequentially and with one
+  process per core, and one fresh bwrap sandbox per program.
+
+Target: the filter with full isolation (bwrap) at least 3x the naive per-process rate at the
+same parallelism.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sc_core.default_plugins.sandboxes import PYTHON, _bwrap_path, _system_binds
+from sc_core.sandbox import Limits, SandboxPool, get_sandbox
+from sc_core.task import parse_line, write_jsonl
+from sc_core.tools import load_toolset
+from sc_core.verify import run_filter
+
+SC = Path(sys.executable).with_name("sc")
+WORKERS = os.cpu_count() or 1
+
+
+def make_tasks(count: int) -> list[dict]:
+    tasks = []
+    for i in range(count):
+        a, b, c = 3 + i, 7 + 2 * i, i % 9 + 2
+        tasks.append(
+            {
+                "id": f"bench-{i}",
+                "toolset": "calculator",
+                "seed": i,
+                "instruction": f"What is ({a} + {b}) * {c}?",
+                "verify": f"def verify(state, answer):\n    return answer == {(a + b) * c}\n",
+                "solution": (
+                    "def solve(tools):\n"
+                    f"    total = tools.add(a={a}, b={b})\n"
+                    f"    return tools.multiply(a=total, b={c})\n"
+                ),
+                "failures": [
+                    f"def solve(tools):\n    return tools.add(a={a}, b={b})\n",
+                    f"def solve(tools):\n    return tools.multiply(a={a}, b={b})\n",
+                ],
+            }
+        )
+    return tasks
+
+
+def programs_per_task(task: dict) -> int:
+    return 3 + 2 * len(task["failures"])
+
+
+def naive_program(task: dict) -> str:
+    """A stand-alone script for one program, with the tools it calls defined in-process."""
+    return (
+        "add = lambda a, b: a + b\nmultiply = lambda a, b: a * b\n"
+        "class tools:\n    add = staticmethod(add)\n    multiply = staticmethod(multiply)\n"
+        + task["solution"]
+        + "print(solve(tools))\n"
+    )
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds else float("inf")
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def naive_rate(scripts: list[list[str]], parallel: int) -> float:
+    def spawn(argv: list[str]) -> None:
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+    with ThreadPoolExecutor(parallel) as executor:
+        seconds = timed(lambda: list(executor.map(spawn, scripts)))
+    return rate(len(scripts), seconds)
+
+
+def filter_rate(tasks: list[dict], sandbox_name: str) -> tuple[float, float, int]:
+    items = [parse_line(n, json.dumps(task)) for n, task in enumerate(tasks, 1)]
+    tools = load_toolset("calculator")
+    with SandboxPool(get_sandbox(sandbox_name), Limits(), WORKERS) as pool:
+        report = None
+
+        def run() -> None:
+            nonlocal report
+            report = run_filter(items, pool, tools)
+
+        seconds = timed(run)
+    programs = sum(programs_per_task(task) for task in tasks)
+    return rate(len(tasks), seconds), rate(programs, seconds), len(report.kept)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=300)
+    parser.add_argument("--naive-samples", type=int, default=60)
+    args = parser.parse_args()
+    tasks = make_tasks(args.tasks)
+    programs = sum(programs_per_task(task) for task in tasks)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tasks.jsonl"
+        write_jsonl(path, tasks)
+        start = time.perf_counter()
+        result = subprocess.run(
+            [str(SC), "verify", str(path), "--json"], check=True, capture_output=True, text=True
+        )
+        cli_seconds = time.perf_counter() - start
+    cli = json.loads(result.stdout)
+    assert cli["kept"] == len(tasks), cli["stages"]
+
+    bwrap_tasks, bwrap_programs, kept = filter_rate(tasks, "bwrap")
+    sub_tasks, sub_programs, _ = filter_rate(tasks, "subprocess")
+
+    sample = tasks[: args.naive_samples]
+    plain = [[sys.executable, "-c", naive_program(task)] for task in sample]
+    isolated = [
+        [*_bwrap_prefix(), PYTHON, "-I", "-S", "-c", naive_program(task)] for task in sample
+    ]
+    naive_seq = naive_rate(plain, 1)
+    naive_par = naive_rate(plain, WORKERS)
+    naive_bwrap = naive_rate(isolated, WORKERS)
+
+    print(f"tasks: {len(tasks)} ({programs} sandboxed programs), cores: {WORKERS}, kept: {kept}")
+    cli_programs = rate(programs, cli_seconds)
+    show("sc verify CLI, bwrap (start-up included)", rate(len(tasks), cli_seconds), cli_programs)
+    show("filter, warm bwrap pool", bwrap_tasks, bwrap_programs)
+    show("filter, warm subprocess pool", sub_tasks, sub_programs)
+    show("naive: fresh python per program, 1 at a time", None, naive_seq)
+    show(f"naive: fresh python per program, {WORKERS} at a time", None, naive_par)
+    show(f"naive: fresh bwrap + python -I -S per program, {WORKERS} at a time", None, naive_bwrap)
+    ratio = bwrap_programs / naive_par
+    verdict = "met" if ratio >= 3 else "MISSED"
+    print(f"ratio bwrap pool / naive ({WORKERS} at a time): {ratio:.1f}x (target >= 3x: {verdict})")
+    print(f"ratio sc verify CLI / naive ({WORKERS} at a time): {cli_programs / naive_par:.1f}x")
+    print(f"ratio bwrap pool / fresh bwrap per program: {bwrap_programs / naive_bwrap:.1f}x")
+
+
+def show(label: str, tasks_per_s: float | None, programs_per_s: float) -> None:
+    tasks_text = f"{tasks_per_s:7.1f} tasks/s" if tasks_per_s is not None else " " * 15
+    print(f"{label:<62} {tasks_text} {programs_per_s:7.1f} programs/s")
+
+
+def _bwrap_prefix() -> list[str]:
+    return [
+        _bwrap_path(), "--unshare-all", "--die-with-parent", "--clearenv", *_system_binds(),
+        "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+    ]  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
