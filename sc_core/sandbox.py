@@ -23,6 +23,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +35,10 @@ from .tools import ToolError, Toolset
 
 WORKER_SCRIPT = Path(sandbox_worker.__file__).resolve()
 SAFE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-HOST_GRACE_S = 5.0  # the worker enforces wall_s; the host steps in only if the worker does not
+HOST_GRACE_S = 5.0
+# bwrap's --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that started the worker
+# exits, so every worker is started from this one thread, which lives as long as the process.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc-sandbox-spawner")  # the worker enforces wall_s; the host steps in only if the worker does not
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class WorkerProcess(ABC):
         """What the worker printed on its own stderr, for error messages."""
         return ""
 
+    def alive(self) -> bool:
+        """Whether the worker still runs (an idle worker can die, or be killed)."""
+        return True
+
 
 class PopenWorker(WorkerProcess):
     """A worker that is a local process (tree) started from ``argv``."""
@@ -108,6 +116,9 @@ class PopenWorker(WorkerProcess):
             stream.close()
         if self._cleanup:
             subprocess.run(["rm", "-rf", self._cleanup], check=False)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def diagnostics(self) -> str:
         self._stderr.seek(0)
@@ -181,7 +192,10 @@ _STATUS = {
     "killed": "killed (memory limit or signal)",
     "forbidden": "killed for a forbidden system call",
     "crashed": "crashed (segmentation fault)",
+    "oversized": "sent a message over the {max_message_kb} KiB limit",
+    "garbage": "sent a malformed message to the host",
 }
+_PROTOCOL_ERRORS = ("oversized", "garbage")
 
 
 class Worker:
@@ -207,8 +221,9 @@ class Worker:
         job.update(tools=tools, limits=asdict(self.limits))
         try:
             self._ensure_started()
-            self._process.stdin.write(_frame(job))
-            return self._serve(job_id, toolset)
+            deadline = time.monotonic() + self.limits.wall_s + HOST_GRACE_S
+            self._send(_frame(job), deadline)
+            return self._serve(job_id, toolset, deadline)
         except (_Broken, OSError) as error:
             reason = str(error) if isinstance(error, _Broken) else f"sandbox I/O failed: {error}"
             details = self._process.diagnostics() if self._process else ""
@@ -216,12 +231,25 @@ class Worker:
             return Outcome(False, error=reason + (f" ({details})" if details else ""))
 
     def _ensure_started(self) -> None:
+        if self._process is not None and not self._process.alive():
+            self.close()
         if self._process is None:
-            self._process = self.sandbox.start()
+            self._process = _SPAWNER.submit(self.sandbox.start).result()
             self._reader = _FrameReader(self._process.stdout, self.limits.max_message_kb * 1024)
+            os.set_blocking(self._process.stdin.fileno(), False)
 
-    def _serve(self, job_id: str, toolset: Toolset | None) -> Outcome:
-        deadline = time.monotonic() + self.limits.wall_s + HOST_GRACE_S
+    def _send(self, data: bytes, deadline: float) -> None:
+        """Write to the worker; a worker that stops reading (while it writes to us: a
+        deadlock) is given up at ``deadline``."""
+        fd = self._process.stdin.fileno()
+        while data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [fd], [], remaining)[1]:
+                raise _Broken("the sandbox stopped reading its input")
+            with suppress(BlockingIOError):
+                data = data[os.write(fd, data) :]
+
+    def _serve(self, job_id: str, toolset: Toolset | None, deadline: float) -> Outcome:
         outcome = None
         calls = 0
         while True:
@@ -231,7 +259,7 @@ class Worker:
                 raise _Broken("the sandbox answered for another job")
             if op == "call":
                 calls += 1
-                self._process.stdin.write(_frame(self._answer(message, toolset, calls)))
+                self._send(_frame(self._answer(message, toolset, calls)), deadline)
             elif op == "result" and outcome is None:
                 outcome = Outcome(bool(message.get("ok")), message.get("value"))
                 if not outcome.ok:
@@ -240,8 +268,8 @@ class Worker:
                 break
             else:
                 raise _Broken(f"unexpected message {str(op)[:40]!r} from the sandbox")
-        if outcome is None:
-            status = str(message.get("status"))
+        status = str(message.get("status"))
+        if outcome is None or status in _PROTOCOL_ERRORS:  # a result then garbage fails too
             reason = _STATUS.get(status, "exited without a result ({status})")
             outcome = Outcome(False, error=reason.format(status=status, **asdict(self.limits)))
         outcome.output = str(message.get("output", ""))

@@ -15,6 +15,12 @@ Each job runs in a child forked from this (trusted) process. The child gets its 
 resource limits (CPU, address space, file size, open files, no core dumps) and a seccomp filter
 that forbids new processes, exec, sockets, ptrace and namespace/mount calls, then executes the
 code. The worker never runs untrusted code itself, so a job can only ever damage its own child.
+
+The job never holds the worker's stdin or stdout: it talks to the worker over two pipes of its
+own, and the worker relays its ``call`` and ``result`` frames (stamped with the job's id) to the
+host and the host's replies back. So a job cannot read the host's next job, cannot send ``done``
+or frames for another job, and cannot leave half a frame on the host's channel. The worker is
+not dumpable, so a job cannot reach into its memory or its file descriptors through /proc.
 """
 
 import builtins
@@ -26,6 +32,7 @@ import resource
 import select
 import shutil
 import signal
+import stat
 import struct
 import sys
 import time
@@ -37,7 +44,8 @@ PRELOADED = (
     "bisect", "collections", "copy", "datetime", "decimal", "fractions", "functools", "heapq",
     "itertools", "math", "operator", "random", "re", "statistics", "string", "typing",
 )  # fmt: skip
-CHANNEL_OUT = 3  # the job's copy of the channel to the host; fds 1 and 2 go to its output file
+CHANNEL_OUT = 3  # the job's channel to the worker (fd 0 brings the replies); 1 and 2 go to output
+RELAYED = ("call", "result")  # what a job may send; the worker sends "done" itself
 
 
 def read_frame(fd, limit=MAX_INPUT):
@@ -84,6 +92,9 @@ _SYSCALLS = {
             "process_vm_writev": 311, "bpf": 321, "execveat": 322, "userfaultfd": 323,
             "io_uring_setup": 425, "clone3": 435, "kill": 62, "tkill": 200, "tgkill": 234,
             "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "pidfd_send_signal": 424,
+            "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66,
+            "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
+            "mq_open": 240, "fcntl": 72, "ioctl": 16,
         },
     ),
     "aarch64": (
@@ -95,6 +106,9 @@ _SYSCALLS = {
             "process_vm_writev": 271, "bpf": 280, "execveat": 281, "userfaultfd": 282,
             "io_uring_setup": 425, "clone3": 435, "kill": 129, "tkill": 130, "tgkill": 131,
             "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240, "pidfd_send_signal": 424,
+            "shmget": 194, "shmat": 196, "shmctl": 195, "semget": 190, "semop": 193,
+            "semctl": 191, "semtimedop": 192, "msgget": 186, "msgsnd": 189, "msgrcv": 188,
+            "msgctl": 187, "mq_open": 180, "fcntl": 25, "ioctl": 29,
         },
     ),
 }  # fmt: skip
@@ -118,11 +132,15 @@ class _SockFprog(ctypes.Structure):
 
 
 _SELF_ONLY = ("kill", "tgkill")  # signals to itself (abort, raise) only: its first argument
+# commands that make the kernel signal another process when a file is ready: fcntl F_SETOWN and
+# F_SETOWN_EX, ioctl FIOSETOWN and SIOCSPGRP (the second argument)
+_NO_OWNER = {"fcntl": (8, 15), "ioctl": (0x8901, 0x8902)}
 
 
 def _seccomp_program(machine):
-    """A BPF program: threads yes; processes, exec, sockets, ptrace, namespaces and signals to
-    other processes no."""
+    """A BPF program: threads yes; processes, exec, sockets, ptrace, namespaces, System V and
+    POSIX message-queue IPC (state that would outlive the job) and signals to other processes
+    no."""
     audit_arch, numbers = _SYSCALLS[machine]
     program = [
         (_LD_ABS, 0, 0, 4),  # seccomp_data.arch
@@ -150,8 +168,13 @@ def _seccomp_program(machine):
             (_RET, 0, 0, _RET_ALLOW),
             (_RET, 0, 0, _RET_ERRNO | _EPERM),
         ]
+    for name, commands in _NO_OWNER.items():
+        size = len(commands)
+        program += [(_JEQ, 0, size + 3, numbers[name]), (_LD_ABS, 0, 0, 24)]  # args[1], low bits
+        program += [(_JEQ, size - i, 0, command) for i, command in enumerate(commands)]
+        program += [(_RET, 0, 0, _RET_ALLOW), (_RET, 0, 0, _RET_ERRNO | _EPERM)]
     for name, number in numbers.items():
-        if name in ("clone", "clone3") or name in _SELF_ONLY:
+        if name in ("clone", "clone3") or name in _SELF_ONLY or name in _NO_OWNER:
             continue
         errno = _EAGAIN if name in ("fork", "vfork") else _EPERM
         program += [(_JEQ, 0, 1, number), (_RET, 0, 0, _RET_ERRNO | errno)]
@@ -250,9 +273,10 @@ def _describe(error):
     return f"{type(error).__name__}: {error}"[:500] + line
 
 
-def run_job(job, output_path, drop_uid):
+def run_job(job, output_path, drop_uid, channel_in, channel_out):
     os.setsid()
-    os.dup2(1, CHANNEL_OUT)
+    os.dup2(channel_in, 0)
+    os.dup2(channel_out, CHANNEL_OUT)
     out = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(out, 1)
     os.dup2(out, 2)
@@ -291,31 +315,115 @@ def run_job(job, output_path, drop_uid):
 # --- the worker loop -----------------------------------------------------------------------
 
 
-def _wait(pid, deadline):
-    """Wait for the job until ``deadline``; kill its session then. Returns a status word."""
+def _kill(pid):
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError):
+            kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def _forward(pending, job_id, limit):
+    """Send the host every whole frame in ``pending`` as a frame of this job. Returns what is
+    left and None, or a status word when the job broke the protocol."""
+    while len(pending) >= HEADER.size:
+        (size,) = HEADER.unpack_from(pending)
+        if size > limit:
+            return pending, "oversized"
+        if len(pending) < HEADER.size + size:
+            break
+        body, pending = pending[HEADER.size : HEADER.size + size], pending[HEADER.size + size :]
+        try:
+            message = json.loads(body)
+            if not isinstance(message, dict) or message.get("op") not in RELAYED:
+                raise ValueError("not a call or a result")
+            message["id"] = job_id
+            data = json.dumps(message, allow_nan=False).encode()
+        except (ValueError, TypeError, RecursionError):
+            return pending, "garbage"
+        _write_all(1, HEADER.pack(len(data)) + data)
+    return pending, None
+
+
+def _write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _relay(pid, deadline, job_id, from_job, to_job, limit):
+    """Relay between the job and the host until the job exits (or is killed at ``deadline``, or
+    for breaking the protocol). Returns a status word."""
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):
         pidfd = None
-    while True:
+    os.set_blocking(from_job, False)
+    os.set_blocking(to_job, False)
+    pending, replies, job_open, status = b"", b"", True, None
+    while status is None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            _kill(pid)
             status = "timeout"
             break
-        if pidfd is not None:
-            select.select([pidfd], [], [], remaining)
-        else:
-            time.sleep(min(remaining, 0.002))
+        readers = [0] + ([from_job] if job_open else []) + ([pidfd] if pidfd is not None else [])
+        writers = [to_job] if replies else []
+        timeout = remaining if pidfd is not None else min(remaining, 0.01)
+        readable, writable, _ = select.select(readers, writers, [], timeout)
+        if from_job in readable:
+            chunk = _read_some(from_job)
+            if chunk == b"":
+                job_open = False
+            pending, problem = _forward(pending + (chunk or b""), job_id, limit)
+            if problem:
+                _kill(pid)
+                status = problem
+                break
+        if 0 in readable:
+            reply = _read_raw(0)
+            if reply is None:  # the host is gone
+                _kill(pid)
+                sys.exit(0)
+            replies += reply
+        if writable:
+            try:
+                replies = replies[os.write(to_job, replies) :]
+            except BlockingIOError:
+                pass
+            except OSError:  # the job closed its end: it will not read them
+                replies = b""
         done, raw = os.waitpid(pid, os.WNOHANG)
         if done:
             status = _status_word(raw)
-            break
     if pidfd is not None:
         os.close(pidfd)
+    if status not in ("oversized", "garbage"):  # what the job wrote before it ended
+        while job_open:
+            chunk = _read_some(from_job)
+            job_open = bool(chunk)
+            pending, problem = _forward(pending + (chunk or b""), job_id, limit)
+            if problem:
+                status = problem
+                break
     return status
+
+
+def _read_some(fd):
+    """Up to 64 KiB from ``fd``: b"" at its end, None when nothing is there now."""
+    try:
+        return os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return None
+
+
+def _read_raw(fd):
+    header = _read_exact(fd, HEADER.size)
+    if header is None:
+        return None
+    (size,) = HEADER.unpack(header)
+    if size > MAX_INPUT:
+        raise ValueError(f"frame of {size} bytes exceeds {MAX_INPUT}")
+    body = _read_exact(fd, size)
+    return None if body is None else header + body
 
 
 def _status_word(raw):
@@ -331,19 +439,62 @@ def _status_word(raw):
 
 
 def _read_output(path, limit):
+    """The job's output file; only a plain file (the job may have put a link, a pipe or a
+    folder in its place)."""
     try:
-        with open(path, "rb") as handle:
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return ""
             data = handle.read(limit)
-        os.unlink(path)
     except OSError:
         return ""
     return data.decode("utf-8", "replace")
+
+
+def _clear(path):
+    """Delete everything in the directory ``path``, so that no job sees another one's files,
+    whatever modes the job left on its folders. Raises if something stays."""
+    for entry in os.scandir(path):
+        if not entry.is_dir(follow_symlinks=False):
+            os.unlink(entry.path)
+            continue
+        try:
+            shutil.rmtree(entry.path)  # never follows a link, even one swapped in meanwhile
+        except OSError:  # a folder the job locked (chmod 0), and the worker is no real root
+            top = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                _unlock(top, entry.name)
+            finally:
+                os.close(top)
+            shutil.rmtree(entry.path)
+
+
+def _unlock(dir_fd, name):
+    """Give the owner all rights on the folder ``name`` and every folder in it, following no
+    link."""
+    os.chmod(name, 0o700, dir_fd=dir_fd, follow_symlinks=False)
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        for entry in os.scandir(fd):
+            if entry.is_dir(follow_symlinks=False):
+                _unlock(fd, entry.name)
+    finally:
+        os.close(fd)
+
+
+def _not_dumpable():
+    """Keep jobs (same user, same namespaces) out of this process's memory and file descriptors:
+    /proc/PID/mem, /proc/PID/fd and pidfd_getfd all need a dumpable target."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
+        raise OSError(ctypes.get_errno(), "PR_SET_DUMPABLE failed")
 
 
 def main():
     workdir = sys.argv[1]
     drop_uid = int(sys.argv[2]) if len(sys.argv) > 2 else None
     os.chdir(workdir)
+    _not_dumpable()
     for name in PRELOADED:  # imported once here, so that each forked job finds them warm
         __import__(name)
     while True:
@@ -353,22 +504,28 @@ def main():
         if job.get("op") != "run":
             continue  # a reply the last job died before reading
         jobdir = os.path.join(workdir, "job")
-        shutil.rmtree(jobdir, ignore_errors=True)
         os.mkdir(jobdir, 0o700)
         if drop_uid is not None:
             os.chown(jobdir, drop_uid, drop_uid)
         output_path = os.path.join(workdir, "output")
         deadline = time.monotonic() + float(job["limits"]["wall_s"])
+        limit = int(job["limits"]["max_message_kb"]) * 1024
+        replies_in, replies_out = os.pipe()  # worker -> job: the host's replies
+        frames_in, frames_out = os.pipe()  # job -> worker: its calls and result
         pid = os.fork()
         if pid == 0:
             try:
                 os.chdir(jobdir)
-                run_job(job, output_path, drop_uid)
+                run_job(job, output_path, drop_uid, replies_in, frames_out)
             finally:
                 os._exit(72)
-        status = _wait(pid, deadline)
+        os.close(replies_in)
+        os.close(frames_out)
+        status = _relay(pid, deadline, job["id"], frames_in, replies_out, limit)
+        os.close(frames_in)
+        os.close(replies_out)
         output = _read_output(output_path, int(job["limits"]["output_kb"]) * 1024)
-        shutil.rmtree(jobdir, ignore_errors=True)
+        _clear(workdir)  # if that fails, the worker dies here, and the host starts a fresh one
         write_frame(1, {"op": "done", "id": job["id"], "status": status, "output": output[-2000:]})
 
 

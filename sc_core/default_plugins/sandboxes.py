@@ -2,8 +2,9 @@
 
 Both run the same worker, whose jobs get resource limits and a seccomp filter (no new
 processes, no exec, no sockets, no signals to other processes). ``bwrap`` adds namespaces: no
-network, a read-only view of only the system libraries and the Python installation, a private
-size-limited /tmp, its own pid namespace, a fresh environment and no capabilities.
+network, a read-only view of only the system libraries and the Python installation (and of
+/proc/sys), a private size-limited /tmp as the only writable place, its own pid namespace, a fresh
+environment and no capabilities.
 """
 
 from __future__ import annotations
@@ -75,8 +76,13 @@ class BwrapSandbox(Sandbox):
             "--ro-bind", str(WORKER_SCRIPT), "/sc/worker.py",
             "--dev", "/dev",
             "--proc", "/proc",
+            # sysctls check the user, not capabilities: run by root, the sandbox is root to them
+            "--ro-bind", "/proc/sys", "/proc/sys",
             "--size", str(TMPFS_BYTES),
             "--tmpfs", "/tmp",
+            # the root and /dev are unbounded tmpfs: only the size-limited /tmp is writable
+            "--remount-ro", "/dev",
+            "--remount-ro", "/",
             "--chdir", "/tmp",
             PYTHON, *WORKER_ARGS, "/sc/worker.py", "/tmp",
         ]  # fmt: skip
@@ -89,7 +95,8 @@ class SubprocessSandbox(Sandbox):
     name = "subprocess"
     weaker = (
         "the subprocess sandbox has no namespaces: sandboxed code can read (and, unless sc runs "
-        "as root, write) your files; use bwrap or docker for untrusted models"
+        "as root, write) your files and see your other processes; use bwrap or docker for "
+        "untrusted models"
     )
 
     def start(self) -> PopenWorker:
