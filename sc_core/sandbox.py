@@ -35,10 +35,10 @@ from .tools import ToolError, Toolset
 
 WORKER_SCRIPT = Path(sandbox_worker.__file__).resolve()
 SAFE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-HOST_GRACE_S = 5.0
+HOST_GRACE_S = 5.0  # the worker enforces wall_s; the host steps in only if the worker does not
 # bwrap's --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that started the worker
 # exits, so every worker is started from this one thread, which lives as long as the process.
-_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc-sandbox-spawner")  # the worker enforces wall_s; the host steps in only if the worker does not
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc-sandbox-spawner")
 
 
 @dataclass(frozen=True)
