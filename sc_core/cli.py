@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import ScError
-from .plugins import load_plugins, plugin_info, pm
+from .plugins import call_each, plugin_info
 from .sandbox import Limits, SandboxPool, get_sandbox
 from .task import read_tasks, write_jsonl
 from .tools import load_toolset
@@ -168,8 +168,7 @@ def rejected_row(verdict) -> dict[str, Any]:
 
 def main() -> None:
     """Entry point: plugin commands, then the CLI; errors as one line, never a traceback."""
-    load_plugins()
-    pm.hook.register_commands(cli=cli)
+    call_each("register_commands", lambda plugin: {"cli": cli})
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

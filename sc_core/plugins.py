@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from importlib.metadata import entry_points, version
 from typing import Any
 
@@ -22,6 +23,7 @@ DEFAULT_PLUGINS = (
     "sc_core.default_plugins.shop",
     "sc_core.default_plugins.python_toolsets",
     "sc_core.default_plugins.sandboxes",
+    "sc_core.default_plugins.transformers_backend",
 )
 
 pm = pluggy.PluginManager("sc")
@@ -66,18 +68,48 @@ def load_plugins() -> None:
         _versions[name] = entry_point.dist.version if entry_point.dist else "unknown"
 
 
-def registry(hook: str) -> dict[str, Any]:
-    """Call a registration hook and return what the plugins registered, by name."""
+def call_each(hook: str, make_kwargs: Callable[[str], dict[str, Any]]) -> None:
+    """Call ``hook`` on every plugin in load order (built-ins first), one plugin at a time, with
+    ``make_kwargs(plugin_name)``. A plugin whose hook raises is reported by name and skipped."""
     load_plugins()
+    impls = [
+        impl
+        for impl in getattr(pm.hook, hook).get_hookimpls()  # registration order
+        if not (impl.hookwrapper or getattr(impl, "wrapper", False))
+    ]
+    for impl in sorted(impls, key=lambda impl: (not impl.tryfirst, impl.trylast)):
+        try:
+            impl.function(**make_kwargs(impl.plugin_name))
+        except Exception as error:  # a broken plugin must never break sc
+            print(
+                f"sc: plugin {impl.plugin_name!r} failed in {hook} "
+                f"({type(error).__name__}: {error}); skipped",
+                file=sys.stderr,
+            )
+
+
+def registry(hook: str) -> dict[str, Any]:
+    """Call a registration hook and return what the plugins registered, by name.
+
+    On a name clash the earlier plugin's registration stands (built-ins load first).
+    """
     items: dict[str, Any] = {}
+    owners: dict[str, str] = {}
 
-    def register(name: str, obj: Any) -> None:
-        if name in items:
-            print(f"sc: {hook}: {name!r} is registered twice; keeping the first", file=sys.stderr)
-            return
-        items[name] = obj
+    def kwargs(plugin: str) -> dict[str, Any]:
+        def register(name: str, obj: Any) -> None:
+            if name in items:
+                print(
+                    f"sc: {hook}: {name!r} from plugin {plugin!r} is already registered by "
+                    f"{owners[name]!r}; ignored",
+                    file=sys.stderr,
+                )
+                return
+            items[name], owners[name] = obj, plugin
 
-    getattr(pm.hook, hook)(register=register)
+        return {"register": register}
+
+    call_each(hook, kwargs)
     return items
 
 

@@ -24,14 +24,24 @@ def type_schema(annotation: Any) -> dict[str, Any]:
         return {"type": _PRIMITIVES[annotation]}
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Literal:
-        return {"enum": list(args)}
+        schema: dict[str, Any] = {"enum": list(args)}
+        kinds = {_PRIMITIVES.get(type(arg)) for arg in args}
+        if len(kinds) == 1 and None not in kinds:  # one JSON type: say which, for the model
+            schema = {"type": kinds.pop(), **schema}
+        return schema
     if origin in (typing.Union, types.UnionType):
         options = [type_schema(arg) for arg in args if arg is not type(None)]
-        return options[0] if len(options) == 1 else {"anyOf": options}
+        schema = dict(options[0]) if len(options) == 1 else {"anyOf": options}
+        if type(None) in args:  # Optional: an explicit null is allowed too
+            schema["nullable"] = True
+        return schema
     if annotation in (list, tuple, set) or origin in (list, tuple, set):
-        schema: dict[str, Any] = {"type": "array"}
-        if args and args[-1] is not Ellipsis:
-            schema["items"] = type_schema(args[0])
+        schema = {"type": "array"}
+        item_types = {arg for arg in args if arg is not Ellipsis}
+        if len(item_types) == 1:  # list[int], tuple[int, ...], tuple[int, int]
+            schema["items"] = type_schema(item_types.pop())
+        if origin is tuple and args and args[-1] is not Ellipsis:  # a fixed-length tuple
+            schema["minItems"] = schema["maxItems"] = len(args)
         return schema
     if annotation is dict or origin is dict:
         return {"type": "object"}

