@@ -31,6 +31,7 @@ pm.add_hookspecs(hookspecs)
 
 _versions: dict[str, str] = {}
 failed: dict[str, str] = {}
+_registries: dict[str, dict[str, Any]] = {}
 _loaded = False
 
 
@@ -91,8 +92,11 @@ def call_each(hook: str, make_kwargs: Callable[[str], dict[str, Any]]) -> None:
 def registry(hook: str) -> dict[str, Any]:
     """Call a registration hook and return what the plugins registered, by name.
 
-    On a name clash the earlier plugin's registration stands (built-ins load first).
+    On a name clash the earlier plugin's registration stands (built-ins load first). Plugins
+    are loaded once per process, so each hook is called once and its result kept.
     """
+    if hook in _registries:
+        return _registries[hook]
     items: dict[str, Any] = {}
     owners: dict[str, str] = {}
 
@@ -110,6 +114,7 @@ def registry(hook: str) -> dict[str, Any]:
         return {"register": register}
 
     call_each(hook, kwargs)
+    _registries[hook] = items
     return items
 
 

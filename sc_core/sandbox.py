@@ -205,6 +205,15 @@ class Worker:
         self.sandbox, self.limits = sandbox, limits
         self._process: WorkerProcess | None = None
         self._reader: _FrameReader | None = None
+        self._twin: Worker | None = None
+
+    @property
+    def twin(self) -> Worker:
+        """A second worker (another process), for runs that must not share this one's process:
+        the CaT filter's determinism check."""
+        if self._twin is None:
+            self._twin = Worker(self.sandbox, self.limits)
+        return self._twin
 
     def run(
         self, source: str, entry: str, args: list[Any], toolset: Toolset | None = None
@@ -227,12 +236,12 @@ class Worker:
         except (_Broken, OSError) as error:
             reason = str(error) if isinstance(error, _Broken) else f"sandbox I/O failed: {error}"
             details = self._process.diagnostics() if self._process else ""
-            self.close()
+            self._stop()
             return Outcome(False, error=reason + (f" ({details})" if details else ""))
 
     def _ensure_started(self) -> None:
         if self._process is not None and not self._process.alive():
-            self.close()
+            self._stop()
         if self._process is None:
             self._process = _SPAWNER.submit(self.sandbox.start).result()
             self._reader = _FrameReader(self._process.stdout, self.limits.max_message_kb * 1024)
@@ -289,10 +298,15 @@ class Worker:
         except ToolError as error:
             return {"op": "error", "message": str(error)[:2000]}
 
-    def close(self) -> None:
+    def _stop(self) -> None:
         if self._process is not None:
             self._process.kill()
             self._process = None
+
+    def close(self) -> None:
+        self._stop()
+        if self._twin is not None:
+            self._twin.close()
 
 
 class SandboxPool:

@@ -21,6 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +143,7 @@ class TaskChecker:
         self.pool, self.tools = pool, tools
         self._specs: dict[str, ToolsetSpec | ScError] = {}
         self._local = threading.local()
+        self._created: list[Toolset] = []
         self._lock = threading.Lock()
 
     def _toolset(self, spec: str) -> Toolset:
@@ -162,7 +164,16 @@ class TaskChecker:
                 instances[spec] = loaded.create()
             except Exception as error:  # a toolset that fails to start rejects its tasks only
                 raise Rejected("parses", f"toolset {spec!r} failed to start: {error}") from error
+            with self._lock:
+                self._created.append(instances[spec])
         return instances[spec]
+
+    def close(self) -> None:
+        """Close every toolset instance the checker's threads created."""
+        for toolset in self._created:
+            with suppress(Exception):
+                toolset.close()
+        self._created.clear()
 
     def check(self, item: TaskLine) -> Verdict:
         try:
@@ -187,12 +198,6 @@ class TaskChecker:
         except Exception as error:
             raise Rejected(stage, f"the toolset's state() failed: {_describe(error)}") from error
 
-    def _verify(self, worker: Worker, task: CodeAsTask, state: dict, answer: Any) -> float:
-        outcome: Outcome = worker.run(task.verify, "verify", [state, answer])
-        if not outcome.ok:
-            raise ValueError(f"verify raised {outcome.error}")
-        return score(outcome.value)
-
     def _check(self, task: CodeAsTask) -> None:
         toolset = self._toolset(task.toolset)
         check_code(task, toolset)
@@ -201,44 +206,60 @@ class TaskChecker:
             if not solved.ok:
                 raise Rejected("verify_runs", f"the solution raised {solved.error}")
             try:
-                solution_score = self._verify(worker, task, state, solved.value)
+                solution_score = run_verifier(worker, task.verify, state, solved.value)
             except ValueError as error:
                 raise Rejected("verify_runs", str(error)) from error
             if solution_score < 1:
-                raise Rejected("solution_passes", f"verify gave the solution {solution_score:g}")
+                answer = json.dumps(solved.value)[:80]
+                raise Rejected(
+                    "solution_passes",
+                    f"verify gave the solution {solution_score:g} (answer {answer})",
+                )
             for number, failure in enumerate(task.failures, 1):
                 failed, failed_state = self._solve(worker, toolset, task, failure, "failures_fail")
                 if not failed.ok:
                     raise Rejected("failures_fail", f"failure case {number} raised {failed.error}")
                 try:
-                    failure_score = self._verify(worker, task, failed_state, failed.value)
+                    failure_score = run_verifier(worker, task.verify, failed_state, failed.value)
                 except ValueError:
                     failure_score = 0.0  # a verifier that chokes on a wrong answer rejects it
                 if failure_score >= 1:
                     raise Rejected("failures_fail", f"failure case {number} passes verify")
-            again, again_state = self._solve(worker, toolset, task, task.solution, "deterministic")
+            # in another process: ids, hashes and addresses differ between processes, not runs
+            again, again_state = self._solve(
+                worker.twin, toolset, task, task.solution, "deterministic"
+            )
             if not again.ok or _canonical([again.value, again_state]) != _canonical(
                 [solved.value, state]
             ):
                 raise Rejected("deterministic", "a second run of the solution gave another result")
 
 
-def _fingerprints(task: CodeAsTask) -> tuple[str, str]:
+def run_verifier(worker: Worker, verify: str, state: dict, answer: Any) -> float:
+    """The score ``verify(state, answer)`` gives, run in the sandbox; ValueError if it fails."""
+    outcome: Outcome = worker.run(verify, "verify", [state, answer])
+    if not outcome.ok:
+        raise ValueError(f"verify raised {outcome.error}")
+    return score(outcome.value)
+
+
+def _fingerprints(task: CodeAsTask, toolset: str) -> tuple[str, str]:
     words = " ".join(re.findall(r"\w+", task.instruction.lower()))
     try:
         code = ast.dump(ast.parse(task.verify)) + ast.dump(ast.parse(task.solution))
     except (RecursionError, MemoryError):  # code too deep for ast.dump: compare the text
         code = f"{task.verify}\0{task.solution}"
-    return f"{task.toolset}|{task.seed}|{words}", f"{task.toolset}|{task.seed}|{code}"
+    return f"{toolset}|{task.seed}|{words}", f"{toolset}|{task.seed}|{code}"
 
 
-def mark_duplicates(verdicts: Iterable[Verdict]) -> None:
-    """Stage 6, in input order: a kept task repeating an earlier kept one is rejected."""
+def mark_duplicates(verdicts: Iterable[Verdict], toolset: str | None = None) -> None:
+    """Stage 6, in input order: a kept task repeating an earlier kept one (on the same toolset:
+    ``toolset`` when it overrides the tasks' own) is rejected."""
     seen: dict[str, str] = {}
     for verdict in verdicts:
         if not verdict.kept:
             continue
-        prints = _fingerprints(verdict.item.task)
+        prints = _fingerprints(verdict.item.task, toolset or verdict.item.task.toolset)
         earlier = next((seen[key] for key in prints if key in seen), None)
         if earlier:
             verdict.kept, verdict.stage = False, "unique"
@@ -264,7 +285,10 @@ def run_filter(
             on_done(verdict)
         return verdict
 
-    with ThreadPoolExecutor(max_workers=pool.size) as executor:
-        verdicts = list(executor.map(check, items))
-    mark_duplicates(verdicts)
+    try:
+        with ThreadPoolExecutor(max_workers=pool.size) as executor:
+            verdicts = list(executor.map(check, items))
+    finally:
+        checker.close()
+    mark_duplicates(verdicts, tools.spec if tools else None)
     return FilterReport(verdicts)

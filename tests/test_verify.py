@@ -668,6 +668,28 @@ def test_solution_that_never_ends_is_rejected_with_the_limit(pool):
     assert "limit" in verdict.reason
 
 
+@pytest.mark.parametrize(
+    "answer",
+    ["hash('kitchen')", "id(object())", "str(set('abcdefgh'))", "repr(object())"],
+)
+def test_answers_that_differ_only_between_processes_are_not_deterministic(pool, answer):
+    """The second run goes to another process: per-process hash seeds and addresses show."""
+    rows = [
+        task(
+            "per-process",
+            "Report a token.",
+            "def verify(state, answer):\n    return isinstance(answer, (int, str))\n",
+            f"def solve(tools):\n    return {answer}\n",
+            ["def solve(tools):\n    return None\n"],
+        )
+    ]
+    (verdict,) = run_filter(lines_of(rows), pool).verdicts
+    assert (verdict.stage, verdict.reason) == (
+        "deterministic",
+        "a second run of the solution gave another result",
+    )
+
+
 def test_explicit_toolset_spec_applies_to_every_task(pool):
     rows = [dict(acceptance_task_copy(), toolset="whatever")]
     report = run_filter(lines_of(rows), pool, load_toolset(THERMOSTAT))
