@@ -35,6 +35,8 @@ class SamplingParams:
     """0 means greedy decoding."""
     top_p: float = 1.0
     seed: int | None = None
+    logprobs: bool = False
+    """Return each sampled token's log-probability (costs time on some backends)."""
 
 
 @dataclass

@@ -24,6 +24,8 @@ DEFAULT_PLUGINS = (
     "sc_core.default_plugins.python_toolsets",
     "sc_core.default_plugins.sandboxes",
     "sc_core.default_plugins.transformers_backend",
+    "sc_core.default_plugins.openai_backend",
+    "sc_core.default_plugins.challengers",
 )
 
 pm = pluggy.PluginManager("sc")

@@ -478,6 +478,30 @@ def _function(tool: dict[str, Any]) -> dict[str, Any]:
     return function
 
 
+def _type_name(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        return "any"
+    if schema.get("enum"):
+        return "|".join(json.dumps(value) for value in schema["enum"])
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return f"list[{_type_name(schema['items'])}]"
+    return str(schema.get("type", "any"))
+
+
+def signature(tool: dict[str, Any], prefix: str = "") -> str:
+    """A tool as one compact line, ``name(arg: type, opt: type = ...)  # first sentence``: far
+    fewer tokens than its JSON schema, which matters for small models on CPUs."""
+    function = _function(tool)
+    parameters = function["parameters"]
+    required = set(parameters.get("required") or [])
+    args = ", ".join(
+        f"{name}: {_type_name(schema)}{'' if name in required else ' = ...'}"
+        for name, schema in (parameters.get("properties") or {}).items()
+    )
+    summary = re.split(r"(?<=[.;])\s", function["description"].strip(), maxsplit=1)[0]
+    return f"{prefix}{function['name']}({args})  # {summary}".rstrip(" #")
+
+
 def _example_value(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return "..."
@@ -548,8 +572,7 @@ class ToolCallFormat:
         if self.native or not tools:
             return ANSWER_INSTRUCTIONS
         functions = [_function(tool) for tool in tools]
-        lines = ["You can use these tools (JSON schemas):"]
-        lines += [json.dumps(function, ensure_ascii=False) for function in functions]
+        lines = ["You can use these tools:"] + [signature(tool) for tool in tools]
         lines += ["", self.call_instructions(_example_call(functions[0])), ANSWER_INSTRUCTIONS]
         return "\n".join(lines)
 

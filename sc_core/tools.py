@@ -27,6 +27,7 @@ from typing import Any
 
 from .errors import ScError
 from .schema import function_schema
+from .task import CodeAsTask, TaskFormatError
 
 STATE_METHODS = ("reset", "state", "close")
 
@@ -103,11 +104,17 @@ class Toolset:
         reset: Callable[[int], Any] | None = None,
         state: Callable[[], Any] | None = None,
         close: Callable[[], Any] | None = None,
+        examples: Iterable[dict[str, Any]] = (),
     ) -> None:
         self.tools = {tool.name: tool for tool in tools}
         if not self.tools:
             raise ScError("the toolset has no tools")
         self._reset, self._state, self._close = reset, state, close
+        # example tasks the toolset ships (a class's EXAMPLES), for the seeded challenger
+        try:
+            self.examples = [CodeAsTask.from_dict(example) for example in examples]
+        except TaskFormatError as error:
+            raise ScError(f"the toolset's example tasks: {error}") from error
 
     def reset(self, seed: int) -> None:
         """Put the environment in the fresh state that ``seed`` determines."""
@@ -173,6 +180,7 @@ class Toolset:
                 methods,
                 reset=obj.reset,
                 state=obj.state,
+                examples=getattr(obj, "EXAMPLES", ()),
                 close=getattr(obj, "close", None),
             )
         raise ScError(f"{label}: {type(obj).__name__} is not a toolset")

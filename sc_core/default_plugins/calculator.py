@@ -6,6 +6,7 @@ import ast
 import math
 
 from sc_core import hookimpl
+from sc_core.default_plugins import seed_examples
 from sc_core.tools import Tool, ToolError, Toolset
 
 MAX_EXPONENT = 1000
@@ -138,7 +139,7 @@ TOOLS = (add, subtract, multiply, divide, power, sqrt, modulo, evaluate)
 
 
 def make_toolset() -> Toolset:
-    return Toolset(Tool.from_function(fn) for fn in TOOLS)
+    return Toolset((Tool.from_function(fn) for fn in TOOLS), examples=seed_examples("calculator"))
 
 
 @hookimpl

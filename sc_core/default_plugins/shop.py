@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from sc_core import hookimpl
+from sc_core.default_plugins import seed_examples
 from sc_core.tools import ToolError, Toolset
 
 ORDER_STATUSES = ("pending", "shipped", "delivered", "cancelled")
@@ -64,6 +65,8 @@ def _money(value: float) -> float:
 
 class Shop:
     """An online store's customer-service back office."""
+
+    EXAMPLES = seed_examples("shop")
 
     def __init__(self) -> None:
         self.reset(0)

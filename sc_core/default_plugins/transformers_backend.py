@@ -73,22 +73,24 @@ class TransformersBackend(ModelBackend):
                 pad_token_id=pad,
                 eos_token_id=sorted(stop),
                 return_dict_in_generate=True,
-                output_scores=True,
+                output_scores=params.logprobs,
                 **sampling,
             )
         new = out.sequences[:, width:]
-        scores = self.model.compute_transition_scores(
-            out.sequences, out.scores, normalize_logits=True
-        )
+        scores = [None] * len(prompts)
+        if params.logprobs:
+            scores = self.model.compute_transition_scores(
+                out.sequences, out.scores, normalize_logits=True
+            ).tolist()
         results = []
-        for row, row_scores in zip(new.tolist(), scores.tolist(), strict=True):
+        for row, row_scores in zip(new.tolist(), scores, strict=True):
             end = next((i + 1 for i, token in enumerate(row) if token in stop), None)
             ids = row[:end] if end else row
             results.append(
                 Generation(
                     token_ids=ids,
                     text=self._tokenizer.decode(ids, skip_special_tokens=True),
-                    logprobs=row_scores[: len(ids)],
+                    logprobs=row_scores[: len(ids)] if row_scores else None,
                     finish_reason="stop" if end else "length",
                 )
             )

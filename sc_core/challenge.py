@@ -1,0 +1,196 @@
+"""The challenger: a model explores a toolset, then writes Code-as-Tasks in a tagged format.
+
+Strategies are plugins (``register_challengers``); the built-ins are ``explore`` (the paper's:
+call the tools first, then write a task) and ``seeded`` (few-shot from example tasks). Every
+candidate, parsed or not, goes through the CaT filter; one that does not parse is rejected at
+``parses`` with its raw text kept.
+
+The format a challenger writes::
+
+    <instruction>What a user asks, in plain words, with the concrete values it needs.</instruction>
+    <verify>
+    def verify(state, answer):
+        ...
+    </verify>
+    <solution>
+    def solve(tools):
+        ...
+    </solution>
+    <failure>
+    def solve(tools):
+        ...
+    </failure>          (one to three failure cases)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .agent import Agent
+from .models import ModelBackend, SamplingParams
+from .task import CodeAsTask, TaskLine, parse_line
+from .toolcalls import signature
+from .tools import Toolset, ToolsetSpec
+
+CAT_INSTRUCTIONS = """Now write one new task for these tools, with the code that checks it.
+
+The task is solved by calling `tools.NAME(arg=value, ...)` in Python; a call returns the tool's
+JSON result or raises an error. `state` is the environment's JSON state after the solution ran
+(for example: {state_example}).
+
+Write exactly these parts, in this order:
+<instruction>the request a user would make, in plain words, with every value it needs</instruction>
+<verify>
+def verify(state, answer):
+    return ...  # True only if the task was done: check the answer and/or the state
+</verify>
+<solution>
+def solve(tools):
+    ...  # call the tools and return the answer
+</solution>
+<failure>
+def solve(tools):
+    ...  # a plausible but wrong attempt that verify must reject
+</failure>
+
+The tools:
+{signatures}"""
+
+EXPLORE_PROMPT = (
+    "You are exploring a set of tools to learn what they do and what they return. Call the "
+    "tools with realistic arguments, one or two at a time, and read the results. When you have "
+    "seen enough, reply <answer>done</answer>."
+)
+
+TAG = re.compile(r"<(instruction|verify|solution|failure)>(.*?)</\1>", re.S)
+FENCE = re.compile(r"^```(?:python)?\s*\n?|\n?```\s*$")
+
+
+def signatures(toolset: Toolset) -> str:
+    """One Python-call line per tool, the way solutions call them."""
+    return "\n".join(signature(tool.spec(), "tools.") for tool in toolset.tools.values())
+
+
+def state_example(toolset: Toolset, seed: int, limit: int = 600) -> str:
+    toolset.reset(seed)
+    text = json.dumps(toolset.state())
+    return text if len(text) <= limit else text[:limit] + " ...}"
+
+
+def cat_prompt(toolset: Toolset, seed: int) -> str:
+    return CAT_INSTRUCTIONS.format(
+        signatures=signatures(toolset), state_example=state_example(toolset, seed)
+    )
+
+
+def _strip(code: str) -> str:
+    return FENCE.sub("", code.strip()).strip() + "\n"
+
+
+def render_cat(task: CodeAsTask) -> str:
+    """A task in the tagged format the challenger writes."""
+    failures = "".join(f"<failure>\n{failure.strip()}\n</failure>\n" for failure in task.failures)
+    return (
+        f"<instruction>{task.instruction}</instruction>\n"
+        f"<verify>\n{task.verify.strip()}\n</verify>\n"
+        f"<solution>\n{task.solution.strip()}\n</solution>\n{failures}"
+    ).strip()
+
+
+def parse_cat(text: str) -> dict[str, Any]:
+    """The tagged parts of a challenger's output; ValueError naming what is missing."""
+    parts: dict[str, list[str]] = {}
+    for tag, body in TAG.findall(text):
+        parts.setdefault(tag, []).append(body)
+    missing = [tag for tag in ("instruction", "verify", "solution", "failure") if tag not in parts]
+    if missing:
+        raise ValueError(f"no <{'>, <'.join(missing)}> section")
+    return {
+        "instruction": " ".join(parts["instruction"][0].split()),
+        "verify": _strip(parts["verify"][0]),
+        "solution": _strip(parts["solution"][0]),
+        "failures": [_strip(body) for body in parts["failure"][:3]],
+    }
+
+
+@dataclass(frozen=True)
+class ChallengeConfig:
+    """How challengers sample tasks."""
+
+    explore_turns: int = 4
+    """Assistant turns of tool exploration before writing (``explore``)."""
+    max_new_tokens: int = 640
+    """Tokens for the written task."""
+    temperature: float = 0.8
+    top_p: float = 0.95
+    examples: tuple[CodeAsTask, ...] = ()
+    """Example tasks for ``seeded`` (else the toolset's own)."""
+    shots: int = 2
+    """Examples shown per attempt (``seeded``)."""
+
+
+@dataclass
+class Attempt:
+    """What one challenger attempt produced, before filtering."""
+
+    seed: int
+    text: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Challenger(ABC):
+    """A challenger strategy. Plugins register subclasses by name."""
+
+    name: ClassVar[str]
+
+    def __init__(self, model: ModelBackend, config: ChallengeConfig | None = None):
+        self.model = model
+        self.config = config or ChallengeConfig()
+
+    @abstractmethod
+    def attempt(
+        self, toolset: ToolsetSpec, seeds: list[int], on_step: Callable[[int], None] | None = None
+    ) -> list[Attempt]:
+        """One attempt per seed: the text the model wrote and the conversation that led to it."""
+
+    def sampling(self) -> SamplingParams:
+        config = self.config
+        return SamplingParams(config.max_new_tokens, config.temperature, config.top_p)
+
+    def write(
+        self, agent: Agent, conversations: list[list[dict]], tools: list[list[dict]]
+    ) -> list[str]:
+        """Generate the task text at the end of each conversation."""
+        prompts = [
+            agent.renderer.encode(agent.renderer.text(messages, specs, generation_prompt=True))
+            for messages, specs in zip(conversations, tools, strict=True)
+        ]
+        return [g.text for g in self.model.generate(prompts, self.sampling())]
+
+    def candidates(self, toolset: ToolsetSpec, seeds: list[int], **kwargs: Any) -> list[TaskLine]:
+        """Attempts as task lines for the filter, with provenance; unparseable ones keep their
+        raw text and reason."""
+        lines = []
+        for number, attempt in enumerate(self.attempt(toolset, seeds, **kwargs), 1):
+            try:
+                cat = parse_cat(attempt.text)
+            except ValueError as error:
+                lines.append(TaskLine(number, None, attempt.text, f"unparseable task: {error}"))
+                continue
+            cat.update(
+                toolset=toolset.spec,
+                seed=attempt.seed,
+                provenance={
+                    "strategy": self.name,
+                    "model": self.model.model_id,
+                    "exploration": attempt.messages,
+                    "raw": attempt.text,
+                },
+            )
+            lines.append(parse_line(number, json.dumps(cat)))
+        return lines

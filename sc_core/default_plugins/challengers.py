@@ -1,0 +1,100 @@
+"""The built-in challenger strategies: ``explore`` (the paper's) and ``seeded`` (few-shot)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from contextlib import suppress
+
+from sc_core import hookimpl
+from sc_core.agent import Agent, AgentConfig, EpisodeSpec
+from sc_core.challenge import EXPLORE_PROMPT, Attempt, Challenger, cat_prompt, render_cat
+from sc_core.errors import ScError
+from sc_core.tools import ToolsetSpec
+
+WRITER_PROMPT = "You write realistic tasks, with Python code that checks them, for a set of tools."
+
+
+class ExploreChallenger(Challenger):
+    """Call the tools on a fresh environment for a few turns, then write a task about them."""
+
+    name = "explore"
+
+    def attempt(
+        self, toolset: ToolsetSpec, seeds: list[int], on_step: Callable[[int], None] | None = None
+    ) -> list[Attempt]:
+        config = AgentConfig(
+            max_turns=self.config.explore_turns,
+            max_new_tokens=192,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            system_prompt=EXPLORE_PROMPT,
+        )
+        agent = Agent(self.model, config)
+        instances = [toolset.create() for _ in seeds]
+        try:
+            specs = [
+                EpisodeSpec("Explore the tools.", instance, seed)
+                for instance, seed in zip(instances, seeds, strict=True)
+            ]
+            episodes = agent.run(specs, on_step)
+            conversations = [
+                [*episode.messages, {"role": "user", "content": cat_prompt(instance, seed)}]
+                for episode, instance, seed in zip(episodes, instances, seeds, strict=True)
+            ]
+            tools = [[t.spec() for t in instance.tools.values()] for instance in instances]
+            texts = self.write(agent, conversations, tools)
+        finally:
+            for instance in instances:
+                with suppress(Exception):
+                    instance.close()
+        return [
+            Attempt(seed, text, episode.messages)
+            for seed, text, episode in zip(seeds, texts, episodes, strict=True)
+        ]
+
+
+class SeededChallenger(Challenger):
+    """Show a few example tasks (``--examples`` or the toolset's own), then ask for a new one."""
+
+    name = "seeded"
+
+    def attempt(
+        self, toolset: ToolsetSpec, seeds: list[int], on_step: Callable[[int], None] | None = None
+    ) -> list[Attempt]:
+        instance = toolset.create()
+        try:
+            examples = list(self.config.examples) or list(instance.examples)
+            if not examples:
+                raise ScError(
+                    f"the seeded strategy needs example tasks: toolset {toolset.spec!r} ships "
+                    "none, so pass --examples FILE"
+                )
+            tools = [t.spec() for t in instance.tools.values()]
+            agent = Agent(self.model, AgentConfig(system_prompt=WRITER_PROMPT))
+            conversations = []
+            for seed in seeds:
+                shots = random.Random(seed).sample(examples, min(self.config.shots, len(examples)))
+                shown = "\n\n".join(render_cat(example) for example in shots)
+                request = (
+                    f"Example tasks for these tools:\n\n{shown}\n\n{cat_prompt(instance, seed)}\n\n"
+                    "Write a new task, different from the examples."
+                )
+                conversations.append(
+                    [
+                        agent.renderer.system_message(WRITER_PROMPT, tools),
+                        {"role": "user", "content": request},
+                    ]
+                )
+            texts = self.write(agent, conversations, [tools] * len(seeds))
+            if on_step:
+                on_step(len(seeds))
+        finally:
+            instance.close()
+        return [Attempt(seed, text) for seed, text in zip(seeds, texts, strict=True)]
+
+
+@hookimpl
+def register_challengers(register):
+    register("explore", ExploreChallenger)
+    register("seeded", SeededChallenger)
