@@ -67,6 +67,7 @@ EXPLORE_PROMPT = (
     "seen enough, reply <answer>done</answer>."
 )
 
+WRITE_PREFIX = "<instruction>"
 TAG = re.compile(r"<(instruction|verify|solution|failure)>(.*?)</\1>", re.S)
 FENCE = re.compile(r"^```(?:python)?\s*\n?|\n?```\s*$")
 
@@ -165,12 +166,15 @@ class Challenger(ABC):
     def write(
         self, agent: Agent, conversations: list[list[dict]], tools: list[list[dict]]
     ) -> list[str]:
-        """Generate the task text at the end of each conversation."""
+        """Generate the task text at the end of each conversation. The reply is started with
+        ``<instruction>`` for the model, which keeps small models in the format."""
+        prefix = agent.renderer.encode(WRITE_PREFIX)
         prompts = [
             agent.renderer.encode(agent.renderer.text(messages, specs, generation_prompt=True))
+            + prefix
             for messages, specs in zip(conversations, tools, strict=True)
         ]
-        return [g.text for g in self.model.generate(prompts, self.sampling())]
+        return [WRITE_PREFIX + g.text for g in self.model.generate(prompts, self.sampling())]
 
     def candidates(self, toolset: ToolsetSpec, seeds: list[int], **kwargs: Any) -> list[TaskLine]:
         """Attempts as task lines for the filter, with provenance; unparseable ones keep their

@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from .agent import Agent, AgentConfig
 from .challenge import ChallengeConfig
@@ -47,12 +47,13 @@ def plugins(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("plugin", "version", "hooks")
+    table = Table(Column("plugin", no_wrap=True), "version", "hooks")
     for row in rows:
-        hooks = ", ".join(row["hooks"]) or f"[red]failed: {row['error']}[/red]"
-        table.add_row(
-            row["name"] + (" (built-in)" if row["builtin"] else ""), row["version"] or "", hooks
-        )
+        hooks = ", ".join(hook.removeprefix("register_") for hook in row["hooks"])
+        name = row["name"]
+        if row["builtin"]:
+            name = name.removeprefix("sc_core.default_plugins.") + " (built-in)"
+        table.add_row(name, row["version"] or "", hooks or f"[red]failed: {row['error']}[/red]")
     stdout.print(table)
 
 

