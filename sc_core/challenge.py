@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .agent import Agent
+from .errors import ScError
 from .models import ModelBackend, SamplingParams
 from .task import CodeAsTask, TaskLine, parse_line
 from .toolcalls import signature
@@ -68,6 +69,13 @@ EXPLORE_PROMPT = (
 )
 
 WRITE_PREFIX = "<instruction>"
+_CODE = r"(?:[^<]|<[^/])*"  # any text in which "<" never starts a closing tag
+CAT_REGEX = (  # what follows WRITE_PREFIX in a well-formed task
+    r"[^<>]{8,600}</instruction>\n"
+    rf"<verify>\ndef verify\(state, answer\):\n{_CODE}</verify>\n"
+    rf"<solution>\ndef solve\(tools\):\n{_CODE}</solution>\n"
+    rf"(?:<failure>\ndef solve\(tools\):\n{_CODE}</failure>\n?){{1,3}}"
+)
 TAG = re.compile(r"<(instruction|verify|solution|failure)>(.*?)</\1>", re.S)
 FENCE = re.compile(r"^```(?:python)?\s*\n?|\n?```\s*$")
 
@@ -133,6 +141,8 @@ class ChallengeConfig:
     """Example tasks for ``seeded`` (else the toolset's own)."""
     shots: int = 2
     """Examples shown per attempt (``seeded``)."""
+    constrained: bool = False
+    """Constrain the written task to the tagged format (backends with ``supports_regex``)."""
 
 
 @dataclass
@@ -161,7 +171,10 @@ class Challenger(ABC):
 
     def sampling(self) -> SamplingParams:
         config = self.config
-        return SamplingParams(config.max_new_tokens, config.temperature, config.top_p)
+        if config.constrained and not self.model.supports_regex:
+            raise ScError(f"the {self.model.name} backend cannot constrain decoding; use vllm")
+        regex = CAT_REGEX if config.constrained else None
+        return SamplingParams(config.max_new_tokens, config.temperature, config.top_p, regex=regex)
 
     def write(
         self, agent: Agent, conversations: list[list[dict]], tools: list[list[dict]]

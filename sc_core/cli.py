@@ -220,18 +220,23 @@ def models(as_json: bool) -> None:
 @click.option("--examples", type=click.Path(dir_okay=False), help="Example tasks for seeded.")
 @click.option("--out", default="tasks.jsonl", show_default=True, help="Kept tasks go here.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first attempt.")
+@click.option(
+    "--constrained", is_flag=True, help="Grammar-constrained decoding of the task (vllm backends)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {attempts, kept, stages} as JSON.")
 @sandbox_options
 def challenge(
-    tools_spec, attempts, model, challenger_model, strategy, examples, out, seed, as_json,
-    sandbox_name, workers, timeout,
+    tools_spec, attempts, model, challenger_model, strategy, examples, out, seed, constrained,
+    as_json, sandbox_name, workers, timeout,
 ) -> None:  # fmt: skip
     """Let the model explore a toolset and write Code-as-Tasks; keep those the filter passes."""
     tools = load_toolset(tools_spec)
     strategies = registry("register_challengers")
     if strategy not in strategies:
         raise ScError(f"unknown strategy {strategy!r}; available: {', '.join(sorted(strategies))}")
-    config = ChallengeConfig(examples=tuple(load_task_file(examples)) if examples else ())
+    config = ChallengeConfig(
+        examples=tuple(load_task_file(examples)) if examples else (), constrained=constrained
+    )
     writer = load_model(challenger_model or model)
     challenger = strategies[strategy](writer, config)
     seeds = list(range(seed, seed + attempts))

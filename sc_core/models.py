@@ -37,6 +37,8 @@ class SamplingParams:
     seed: int | None = None
     logprobs: bool = False
     """Return each sampled token's log-probability (costs time on some backends)."""
+    regex: str | None = None
+    """Constrain the completion to this regular expression (backends with supports_regex)."""
 
 
 @dataclass
@@ -55,6 +57,8 @@ class ModelBackend(ABC):
     """A loaded model that continues token-id prompts. Plugins register subclasses by name."""
 
     name: ClassVar[str]
+    supports_regex: ClassVar[bool] = False
+    """Whether ``SamplingParams.regex`` (constrained decoding) is honoured."""
 
     def __init__(self, model: str, **options: Any) -> None:
         self.model_id = model

@@ -141,8 +141,7 @@ def test_finish_reasons(remote):
     assert cut.finish_reason == "length" and len(cut.token_ids) == 4
     done = remote.generate(
         [chat(tok, "What is 1+1?")],
-        SamplingParams(max_new_tokens=40, temperature=0),
-        regex=r"The answer is [0-9]\.",
+        SamplingParams(max_new_tokens=40, temperature=0, regex=r"The answer is [0-9]\."),
     )[0]
     assert done.finish_reason == "stop"
     assert done.text.startswith("The answer is ") and done.token_ids[-1] == tok.eos_token_id

@@ -73,6 +73,7 @@ class OpenAIBackend(ModelBackend):
     """
 
     name = "openai"
+    supports_regex = True  # vLLM servers; others reject the field
 
     def __init__(
         self,
@@ -165,9 +166,7 @@ class OpenAIBackend(ModelBackend):
 
     # -- generation -------------------------------------------------------------------------
 
-    def request_body(
-        self, prompt: list[int], params: SamplingParams, index: int, regex: str | None
-    ) -> dict[str, Any]:
+    def request_body(self, prompt: list[int], params: SamplingParams, index: int) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.served_name,
             "prompt": list(prompt),
@@ -176,27 +175,22 @@ class OpenAIBackend(ModelBackend):
             "top_p": params.top_p if params.temperature > 0 else 1.0,
             "n": 1,
         }
-        if getattr(params, "logprobs", True):
+        if params.logprobs:
             body["logprobs"] = 1
         if params.seed is not None:
             body["seed"] = params.seed + index  # identical prompts in a batch still differ
         if self.return_token_ids:
             body["return_token_ids"] = True
-        if regex is not None:
-            body["structured_outputs"] = {"regex": regex}  # vLLM's extension
+        if params.regex is not None:
+            body["structured_outputs"] = {"regex": params.regex}  # vLLM's extension
         return body
 
-    def generate(
-        self, prompts: list[list[int]], params: SamplingParams, *, regex: str | None = None
-    ) -> list[Generation]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
         """One completion per prompt, in order; requests run ``concurrency`` at a time.
-
-        ``regex`` (an extension of the ModelBackend contract; vLLM servers only) constrains
-        each completion to match the regular expression.
-        """
+        ``params.regex`` is sent as vLLM's structured-outputs extension."""
         if not prompts:
             return []
-        bodies = [self.request_body(p, params, i, regex) for i, p in enumerate(prompts)]
+        bodies = [self.request_body(p, params, i) for i, p in enumerate(prompts)]
         if len(bodies) == 1:
             return [self._complete(bodies[0])]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies))) as pool:

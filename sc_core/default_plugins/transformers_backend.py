@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sc_core import hookimpl
+from sc_core.errors import ScError
 from sc_core.models import Generation, ModelBackend, SamplingParams, resolve_model
 
 
@@ -43,6 +44,12 @@ class TransformersBackend(ModelBackend):
         return ids | {self._tokenizer.eos_token_id}
 
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
+        if params.regex is not None:
+            raise ScError("the transformers backend cannot constrain decoding; use vllm:MODEL")
+        if params.seed is not None:  # once per call: per batch, equal prompts would repeat
+            import torch
+
+            torch.manual_seed(params.seed)
         results: list[Generation] = []
         for start in range(0, len(prompts), self.batch_size):
             results += self._generate_batch(prompts[start : start + self.batch_size], params)
@@ -51,8 +58,6 @@ class TransformersBackend(ModelBackend):
     def _generate_batch(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
         import torch
 
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
         pad = self._tokenizer.pad_token_id
         width = max(len(prompt) for prompt in prompts)
         input_ids = torch.tensor(

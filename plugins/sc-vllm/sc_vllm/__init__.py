@@ -65,6 +65,7 @@ class VLLMBackend(ModelBackend):
     """
 
     name = "vllm"
+    supports_regex = True
 
     def __init__(
         self,
@@ -115,7 +116,7 @@ class VLLMBackend(ModelBackend):
     def tokenizer(self) -> Any:
         return self._tokenizer
 
-    def sampling_params(self, params: SamplingParams, index: int, regex: str | None) -> Any:
+    def sampling_params(self, params: SamplingParams, index: int) -> Any:
         """vLLM's SamplingParams for prompt ``index`` of a batch."""
         from vllm import SamplingParams as VSamplingParams
 
@@ -125,27 +126,21 @@ class VLLMBackend(ModelBackend):
             "top_p": params.top_p if params.temperature > 0 else 1.0,
             "skip_special_tokens": True,
         }
-        if getattr(params, "logprobs", True):
+        if params.logprobs:
             kwargs["logprobs"] = 0  # the sampled token's log-probability only
         if params.seed is not None:
             # One seed per request: prompts repeated in a batch (a GRPO group) still differ,
             # and the same batch with the same seed repeats exactly.
             kwargs["seed"] = params.seed + index
-        if regex is not None:
+        if params.regex is not None:
             from vllm.sampling_params import StructuredOutputsParams
 
-            kwargs["structured_outputs"] = StructuredOutputsParams(regex=regex)
+            kwargs["structured_outputs"] = StructuredOutputsParams(regex=params.regex)
         return VSamplingParams(**kwargs)
 
-    def generate(
-        self, prompts: list[list[int]], params: SamplingParams, *, regex: str | None = None
-    ) -> list[Generation]:
-        """One completion per prompt, in order.
-
-        ``regex`` (an extension of the ModelBackend contract, vLLM only): constrain every
-        completion to match this regular expression (structured outputs, xgrammar/guidance);
-        the model's end-of-turn token follows the match.
-        """
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
+        """One completion per prompt, in order. ``params.regex`` constrains every completion
+        (vLLM structured outputs); the model's end-of-turn token follows the match."""
         if not prompts:
             return []
         from vllm.inputs import TokensPrompt
@@ -157,7 +152,7 @@ class VLLMBackend(ModelBackend):
                 f"was started with max_model_len={self.max_model_len}"
             )
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
-        sampling = [self.sampling_params(params, i, regex) for i in range(len(prompts))]
+        sampling = [self.sampling_params(params, i) for i in range(len(prompts))]
         with self._lock:
             outputs = self.llm.generate(requests, sampling, use_tqdm=False)
         return [self._generation(output.outputs[0]) for output in outputs]

@@ -64,8 +64,7 @@ def test_finish_reason_length_and_stop(backend):
     # A regex forces a short answer, after which the model must end its turn.
     done = backend.generate(
         [chat(tok, "What is 1+1?")],
-        SamplingParams(max_new_tokens=40, temperature=0.0),
-        regex=r"The answer is [0-9]\.",
+        SamplingParams(max_new_tokens=40, temperature=0.0, regex=r"The answer is [0-9]\."),
     )[0]
     assert done.finish_reason == "stop"
     assert done.token_ids[-1] == tok.eos_token_id  # the end-of-turn token is kept
@@ -77,8 +76,7 @@ def test_regex_constrains_output(backend):
     pattern = r"(yes|no), because [a-z ]{1,40}\."
     gens = backend.generate(
         [chat(tok, "Is the sky blue?"), chat(tok, "Is fire cold?")],
-        SamplingParams(max_new_tokens=60, temperature=0.7, seed=1),
-        regex=pattern,
+        SamplingParams(max_new_tokens=60, temperature=0.7, seed=1, regex=pattern),
     )
     for gen in gens:
         assert gen.finish_reason == "stop", gen
