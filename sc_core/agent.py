@@ -172,19 +172,30 @@ class Agent:
         while active:
             budgets = [self.config.max_total_tokens - run.length for run in active]
             params = SamplingParams(
-                max_new_tokens=max(1, min(self.config.max_new_tokens, min(budgets))),
+                max_new_tokens=max(1, min(self.config.max_new_tokens, max(budgets))),
                 temperature=self.config.temperature,
                 top_p=self.config.top_p,
             )
             prompts = [run.episode.prompt_ids + run.episode.completion_ids for run in active]
-            for run, generation in zip(active, self.model.generate(prompts, params), strict=True):
-                self.step(run, generation)
+            generations = self.model.generate(prompts, params)
+            for run, budget, generation in zip(active, budgets, generations, strict=True):
+                self.step(run, self._fit(generation, budget))
             active = [run for run in active if not run.episode.finish]
             if on_step:
                 on_step(len(running) - len(active))
         for run in running:
             self._finish(run)
         return [run.episode for run in running]
+
+    def _fit(self, generation: Generation, budget: int) -> Generation:
+        """The generation cut to the episode's own token budget (the batch asks for the largest
+        budget, so that an episode near its limit does not cut the others' turns)."""
+        if len(generation.token_ids) <= budget:
+            return generation
+        ids = generation.token_ids[:budget]
+        logprobs = generation.logprobs[:budget] if generation.logprobs is not None else None
+        text = self.model.tokenizer.decode(ids, skip_special_tokens=True)
+        return Generation(ids, text, logprobs, "length")
 
     def _failed(self, spec: EpisodeSpec, error: str) -> _Running:
         episode = Episode(spec.task_id, spec.seed, [], [], finish="error", error=error)

