@@ -15,6 +15,15 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SC = Path(sys.executable).parent / "sc"
 
 
+def pytest_configure(config):
+    """Convert the embedded model once, before collection: several test modules look for the
+    converted checkpoint when they are imported, and would skip on a fresh machine otherwise."""
+    from sc_core.models import embedded_gguf, resolve_model
+
+    if embedded_gguf() is not None:
+        resolve_model("smollm2")
+
+
 def _run_sc(*args: str, env: dict[str, str] | None = None, timeout: float = 300, cwd=None):
     """Run the installed ``sc`` console script; returns the CompletedProcess (text)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SC_")}

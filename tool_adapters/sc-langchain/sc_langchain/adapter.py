@@ -25,9 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sc_core.errors import ScError
+from sc_core.schema import clean_schema
 from sc_core.tools import Tool, ToolError, Toolset, ToolsetFactory, import_target
-
-from .schema import clean_schema
 
 STATE_HOOKS = ("sc_reset", "sc_state")
 HOOKS = (*STATE_HOOKS, "sc_close")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from sc_langchain.adapter import langchain_toolset
-from sc_langchain.schema import clean_schema
 
 from sc_core.errors import ScError
+from sc_core.schema import clean_schema
 from sc_core.tools import ToolError, load_toolset
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

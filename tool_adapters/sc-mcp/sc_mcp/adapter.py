@@ -25,10 +25,10 @@ import weakref
 from typing import Any
 
 from sc_core.errors import ScError
+from sc_core.schema import clean_schema
 from sc_core.tools import Tool, ToolError, Toolset, ToolsetFactory
 
 from .connection import Connection, Target
-from .schema import clean_schema
 
 RESET_TOOL = "sc_reset"
 STATE_TOOL = "sc_state"
