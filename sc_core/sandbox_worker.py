@@ -48,17 +48,10 @@ CHANNEL_OUT = 3  # the job's channel to the worker (fd 0 brings the replies); 1 
 RELAYED = ("call", "result")  # what a job may send; the worker sends "done" itself
 
 
-def read_frame(fd, limit=MAX_INPUT):
-    header = _read_exact(fd, HEADER.size)
-    if header is None:
-        return None
-    (size,) = HEADER.unpack(header)
-    if size > limit:
-        raise ValueError(f"frame of {size} bytes exceeds {limit}")
-    body = _read_exact(fd, size)
-    if body is None:
-        return None
-    return json.loads(body)
+def read_frame(fd):
+    """The next frame from ``fd``, decoded; None at the end of input."""
+    raw = _read_raw(fd)
+    return None if raw is None else json.loads(raw[HEADER.size :])
 
 
 def _read_exact(fd, size):
@@ -416,6 +409,7 @@ def _read_some(fd):
 
 
 def _read_raw(fd):
+    """The next frame from ``fd`` as bytes, header included; None at the end of input."""
     header = _read_exact(fd, HEADER.size)
     if header is None:
         return None
