@@ -135,6 +135,8 @@ class ChallengeConfig:
 
     explore_turns: int = 4
     """Assistant turns of tool exploration before writing (``explore``)."""
+    explore_tokens: int = 192
+    """Tokens per exploration turn (``explore``)."""
     max_new_tokens: int = 640
     """Tokens for the written task."""
     temperature: float = 0.8

@@ -14,15 +14,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from .agent import Agent, AgentConfig
+from . import api
+from .agent import AgentConfig
 from .challenge import ChallengeConfig
 from .errors import ScError
-from .evaluate import evaluate
-from .models import ALIASES, DEFAULT_MODEL, embedded_gguf, load_model
+from .models import ALIASES, DEFAULT_MODEL, embedded_gguf
 from .plugins import call_each, plugin_info, registry
+from .report import summary_rows, write_report
+from .run import Events, Run, RunConfig
 from .sandbox import Limits, SandboxPool, get_sandbox
-from .task import CodeAsTask, read_tasks, write_jsonl
+from .task import CodeAsTask, read_tasks, write_json, write_jsonl
 from .tools import load_toolset
+from .train import parse_options
 from .verify import FilterReport, run_filter
 
 console = Console(stderr=True)
@@ -131,10 +134,14 @@ def sandbox_options(command):
 
 
 def open_pool(sandbox_name: str | None, workers: int, timeout: float) -> SandboxPool:
+    warn_if_weaker(sandbox_name)
+    return api.open_pool(sandbox_name, workers, timeout)
+
+
+def warn_if_weaker(sandbox_name: str | None) -> None:
     sandbox = get_sandbox(sandbox_name)
     if sandbox.weaker:
         console.print(f"[yellow]warning:[/yellow] {sandbox.weaker}")
-    return SandboxPool(sandbox, Limits(wall_s=timeout), max(1, workers))
 
 
 def load_task_file(path: str) -> list[CodeAsTask]:
@@ -179,7 +186,7 @@ def verify(
     if kept_path:
         write_jsonl(kept_path, [v.item.task.to_dict() for v in report.kept])
     if rejected_path:
-        write_jsonl(rejected_path, [rejected_row(v) for v in report.verdicts if not v.kept])
+        write_jsonl(rejected_path, [api.rejected_row(v) for v in report.verdicts if not v.kept])
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -230,32 +237,32 @@ def challenge(
     as_json, sandbox_name, workers, timeout,
 ) -> None:  # fmt: skip
     """Let the model explore a toolset and write Code-as-Tasks; keep those the filter passes."""
-    tools = load_toolset(tools_spec)
-    strategies = registry("register_challengers")
-    if strategy not in strategies:
-        raise ScError(f"unknown strategy {strategy!r}; available: {', '.join(sorted(strategies))}")
     config = ChallengeConfig(
         examples=tuple(load_task_file(examples)) if examples else (), constrained=constrained
     )
-    writer = load_model(challenger_model or model)
-    challenger = strategies[strategy](writer, config)
-    seeds = list(range(seed, seed + attempts))
-    with progress_bar(f"challenging ({strategy})") as progress:
+    with (
+        progress_bar(f"challenging ({strategy})") as progress,
+        open_pool(sandbox_name, workers, timeout) as pool,
+    ):
         bar = progress.add_task("challenge", total=attempts, status="")
-        lines = challenger.candidates(
-            tools, seeds, on_step=lambda done: progress.update(bar, completed=done)
+        result = api.challenge(
+            tools_spec,
+            attempts,
+            challenger_model or model,
+            strategy=strategy,
+            config=config,
+            seed=seed,
+            pool=pool,
+            on_attempts=lambda done: progress.update(bar, completed=done, status="writing"),
+            on_verified=lambda _: progress.update(bar, status="verifying"),
         )
-    with progress_bar("verifying") as progress, open_pool(sandbox_name, workers, timeout) as pool:
-        bar = progress.add_task("verify", total=len(lines), status="")
-        report = run_filter(lines, pool, tools, on_done=lambda _: progress.advance(bar))
-    write_jsonl(out, [v.item.task.to_dict() for v in report.kept])
+    write_jsonl(out, [task.to_dict() for task in result.kept])
     rejected = str(Path(out).with_suffix("")) + ".rejected.jsonl"
-    write_jsonl(rejected, [rejected_row(v) for v in report.verdicts if not v.kept])
-    result = {"attempts": attempts, "kept": len(report.kept), "stages": report.stages()}
+    write_jsonl(rejected, result.rejected)
     if as_json:
-        emit_json(result)
+        emit_json(result.to_dict())
         return
-    print_filter_summary(report)
+    print_filter_summary(result.report)
     stdout.print(f"kept tasks: {out}; rejected, with reasons: {rejected}", soft_wrap=True)
 
 
@@ -277,22 +284,21 @@ def eval_command(
 ) -> None:  # fmt: skip
     """Solve each task k times in multi-turn tool-use episodes; report pass@1 and pass@k."""
     tasks = load_task_file(tasks_path)
-    tools = load_toolset(tools_spec) if tools_spec else None
-    agent = Agent(load_model(model), AgentConfig(max_turns=max_turns, temperature=temperature))
     out_dir = Path(out or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
     with open_pool(sandbox_name, workers, timeout) as pool, progress_bar("solving") as progress:
         bar = progress.add_task("eval", total=len(tasks) * k, status="")
-        report = evaluate(
+        report = api.evaluate(
             tasks,
-            agent,
-            pool,
-            k,
-            tools,
+            tools_spec,
+            model,
+            k=k,
+            agent=AgentConfig(max_turns=max_turns, temperature=temperature),
+            pool=pool,
             on_step=lambda done: progress.update(bar, completed=done),
         )
     result = report.to_dict()
     write_jsonl(out_dir / "trajectories.jsonl", [item.to_dict() for item in report.scored])
-    write_jsonl(out_dir / "results.json", [result])
+    write_json(out_dir / "results.json", result)
     if as_json:
         emit_json(result)
         return
@@ -304,12 +310,179 @@ def eval_command(
     stdout.print(f"trajectories: {out_dir / 'trajectories.jsonl'}", soft_wrap=True)
 
 
-def rejected_row(verdict) -> dict[str, Any]:
-    """A rejected line as saved: the task (or the raw line when it did not parse) and why."""
-    item = verdict.item
-    row = item.task.to_dict() if item.task else {"line": item.line, "raw": item.raw}
-    row["rejection"] = {"stage": verdict.stage, "reason": verdict.reason}
-    return row
+def backend_options(command):
+    """--backend, --option and --shaper, shared by train and run."""
+    command = click.option("--shaper", default="binary", show_default=True, help="Reward shaper.")(
+        command
+    )
+    command = click.option(
+        "--option",
+        "options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A setting of the RL backend's config (repeatable), e.g. --option learning_rate=1e-5.",
+    )(command)
+    return click.option(
+        "--backend",
+        default="rft",
+        show_default=True,
+        help="RL backend: rft (rejection fine-tuning, the paper's main setting) or grpo.",
+    )(command)
+
+
+@cli.command()
+@click.argument("tasks_path", metavar="TASKS", type=click.Path(dir_okay=False))
+@click.option("--tools", "tools_spec", help="Toolset spec for every task (default: each task's).")
+@click.option("--model", help="Starting checkpoint: a path, hub id or alias (default: smollm2).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Checkpoint folder.")
+@click.option("--max-turns", type=int, default=AgentConfig.max_turns, show_default=True)
+@click.option("--max-new-tokens", type=int, default=AgentConfig.max_new_tokens, show_default=True)
+@backend_options
+@sandbox_options
+def train(
+    tasks_path, tools_spec, model, out, max_turns, max_new_tokens, backend, options, shaper,
+    sandbox_name, workers, timeout,
+) -> None:  # fmt: skip
+    """Train the executor on the Code-as-Tasks in TASKS and save a checkpoint in --out."""
+    tasks = load_task_file(tasks_path)
+    agent = AgentConfig(max_turns=max_turns, max_new_tokens=max_new_tokens)
+    metrics: list[dict[str, Any]] = []
+    with open_pool(sandbox_name, workers, timeout) as pool, progress_bar("training") as progress:
+        bar = progress.add_task("train", total=None, status="")
+
+        def on_metrics(row: dict[str, Any]) -> None:
+            metrics.append(row)
+            shown = ", ".join(f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float))
+            progress.update(bar, status=shown)
+
+        checkpoint = api.train(
+            tasks,
+            out,
+            tools_spec,
+            model,
+            backend=backend,
+            options=parse_options(options),
+            shaper=shaper,
+            agent=agent,
+            pool=pool,
+            on_metrics=on_metrics,
+        )
+    write_jsonl(Path(out) / "train_metrics.jsonl", metrics)
+    stdout.print(f"checkpoint: {checkpoint} (sc eval --model {checkpoint})", soft_wrap=True)
+
+
+@cli.command()
+@click.option("--tools", "tools_spec", help="The toolset to challenge and train on.")
+@click.option("--model", default=RunConfig.model, show_default=True, help="Starting executor.")
+@click.option("--iterations", type=int, default=RunConfig.iterations, show_default=True)
+@click.option(
+    "--tasks-per-iteration", type=int, default=RunConfig.tasks_per_iteration, show_default=True,
+    help="Challenger attempts per iteration.",
+)  # fmt: skip
+@click.option("--strategy", default=RunConfig.strategy, show_default=True)
+@click.option("--challenger-model", help="A fixed, different model writes the tasks.")
+@click.option(
+    "--challenger-follows/--challenger-fixed", default=True, show_default=True,
+    help="Whether the challenger is the latest checkpoint or stays the starting model.",
+)  # fmt: skip
+@click.option("--constrained", is_flag=True, help="Grammar-constrained task writing (vllm).")
+@click.option(
+    "--tasks",
+    "extra_tasks",
+    type=click.Path(dir_okay=False),
+    help="Task file added to the first iteration's candidates (same filter).",
+)
+@click.option(
+    "--eval-tasks",
+    type=click.Path(dir_okay=False),
+    help="Fixed evaluation set (default: a held-out split of the generated tasks).",
+)
+@click.option("--eval-k", type=int, default=RunConfig.eval_k, show_default=True)
+@click.option(
+    "--learnability/--no-learnability",
+    default=False,
+    show_default=True,
+    help="Train only on tasks the executor solves sometimes, not always.",
+)
+@click.option("--max-turns", type=int, default=RunConfig.max_turns, show_default=True)
+@click.option("--max-new-tokens", type=int, default=RunConfig.max_new_tokens, show_default=True)
+@click.option(
+    "--task-tokens",
+    type=int,
+    default=RunConfig.task_tokens,
+    show_default=True,
+    help="Tokens for each task the challenger writes.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--name", help="Run name: the run directory is runs/NAME (default: the time).")
+@click.option("--resume", is_flag=True, help="Go on with runs/NAME where it stopped.")
+@click.option("--json", "as_json", is_flag=True, help="End with {run_dir, iterations} as JSON.")
+@backend_options
+@sandbox_options
+def run(resume, as_json, options, name, **settings) -> None:
+    """The self-challenge loop: challenge, filter, train and evaluate, for N iterations."""
+    runs = Path("runs")
+    settings["tools"] = settings.pop("tools_spec")
+    settings["tasks"] = settings.pop("extra_tasks")
+    settings["sandbox"] = settings.pop("sandbox_name")
+    with progress_bar("run") as progress:
+        bar = progress.add_task("run", total=None, status="")
+        events = Events(
+            phase=lambda number, phase: progress.update(
+                bar, description=f"iteration {number}: {phase}", completed=0, total=None
+            ),
+            progress=lambda done, total: progress.update(bar, completed=done, total=total),
+            note=lambda message: progress.console.print(f"[yellow]note:[/yellow] {message}"),
+        )
+        if resume:
+            if not name:
+                raise ScError("--resume needs --name of the run to go on with")
+            loop = Run.resume(runs / name, events=events)
+        else:
+            if not settings["tools"]:
+                raise ScError("--tools is required (a toolset name, module, file or scheme:spec)")
+            config = RunConfig(
+                name=name or time.strftime("run-%Y%m%d-%H%M%S"),
+                options=parse_options(options),
+                **{key: value for key, value in settings.items() if value is not None},
+            )
+            warn_if_weaker(config.sandbox or None)
+            loop = Run.create(config, runs, events=events)
+        result = loop.go()
+    report = write_report(loop.dir.path)
+    if as_json:
+        emit_json(result)
+        return
+    print_summary(loop.dir.path)
+    stdout.print(f"run directory: {loop.dir.path}; report: {report}", soft_wrap=True)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
+def report(run_dir) -> None:
+    """Write RUN/report.html (plots of filter yield, reward and pass rates) and print a summary.
+
+    RUN is a run directory, or a run name under runs/."""
+    path = Path(run_dir)
+    if not path.is_dir() and (Path("runs") / run_dir).is_dir():
+        path = Path("runs") / run_dir
+    written = write_report(path)
+    print_summary(path)
+    stdout.print(f"report: {written}", soft_wrap=True)
+
+
+def print_summary(run_dir: Path) -> None:
+    from .report import COLUMNS, cell, read_metrics
+
+    rows = summary_rows(read_metrics(run_dir))
+    columns = [name for name in COLUMNS if name != "train_note"]
+    table = Table(*(COLUMNS[name] for name in columns), title=str(run_dir))
+    for row in rows:
+        table.add_row(*(cell(row.get(name)) for name in columns))
+    stdout.print(table)
+    for row in rows:
+        if row.get("train_note"):
+            stdout.print(f"iteration {row['iteration']}: {row['train_note']}")
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "sc_core.default_plugins.transformers_backend",
     "sc_core.default_plugins.openai_backend",
     "sc_core.default_plugins.challengers",
+    "sc_core.default_plugins.reward_shapers",
 )
 
 pm = pluggy.PluginManager("sc")

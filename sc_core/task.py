@@ -121,18 +121,27 @@ def read_tasks(path: str | os.PathLike) -> Iterator[TaskLine]:
             yield parse_line(number, raw)
 
 
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
-    """Write rows atomically: readers see the old file or the whole new one, never a part."""
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a file atomically: readers see the old file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Rows as JSON lines, written atomically."""
+    write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """One JSON document, written atomically."""
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

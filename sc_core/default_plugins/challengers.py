@@ -25,7 +25,7 @@ class ExploreChallenger(Challenger):
     ) -> list[Attempt]:
         config = AgentConfig(
             max_turns=self.config.explore_turns,
-            max_new_tokens=192,
+            max_new_tokens=self.config.explore_tokens,
             temperature=self.config.temperature,
             top_p=self.config.top_p,
             system_prompt=EXPLORE_PROMPT,

@@ -21,7 +21,9 @@ class TransformersBackend(ModelBackend):
         super().__init__(model, **options)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging
 
+        logging.disable_progress_bar()  # sc draws its own progress; a second bar garbles it
         self.path = resolve_model(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
@@ -32,6 +34,20 @@ class TransformersBackend(ModelBackend):
         self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(self.device)
         self.model.eval()
         self.batch_size = batch_size
+
+    @classmethod
+    def from_loaded(cls, model: Any, tokenizer: Any, batch_size: int = 16) -> TransformersBackend:
+        """A backend over a model already in memory (the one a trainer is updating), so
+        rollouts always sample from the current weights."""
+        backend = cls.__new__(cls)
+        ModelBackend.__init__(backend, getattr(model, "name_or_path", "") or "in-memory")
+        backend.path, backend.model, backend.batch_size = backend.model_id, model, batch_size
+        backend.device = str(model.device)
+        backend._tokenizer = tokenizer
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return backend
 
     @property
     def tokenizer(self) -> Any:

@@ -1,0 +1,168 @@
+"""The Python API: challenge, train and evaluate from an application, as the CLI does.
+
+Every argument that names a part also takes the part itself, so an application can pass what it
+already holds: ``tools`` is a spec string or a :class:`~sc_core.tools.ToolsetSpec` (for example
+``sc_langchain.toolset_spec(my_langchain_tools)``), ``model`` a spec string or a loaded
+:class:`~sc_core.models.ModelBackend` (for example ``sc_langchain.LangChainChatBackend(chat)``).
+A sandbox pool is opened for the call unless one is passed in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .agent import Agent, AgentConfig
+from .challenge import ChallengeConfig
+from .errors import ScError
+from .evaluate import EvalReport
+from .evaluate import evaluate as run_episodes
+from .models import DEFAULT_MODEL, ModelBackend, load_model
+from .plugins import registry
+from .sandbox import Limits, SandboxPool, get_sandbox
+from .task import CodeAsTask, TaskLine
+from .tools import ToolsetSpec, load_toolset
+from .train import RLBackend, Sample, TrainJob, get_backend, get_shaper
+from .verify import FilterReport, Verdict, run_filter
+
+Tools = str | ToolsetSpec
+Model = str | ModelBackend | None
+
+
+def toolset(tools: Tools) -> ToolsetSpec:
+    return tools if isinstance(tools, ToolsetSpec) else load_toolset(tools)
+
+
+def model_backend(model: Model) -> ModelBackend:
+    return model if isinstance(model, ModelBackend) else load_model(model)
+
+
+def open_pool(
+    sandbox: str | None = None, workers: int | None = None, wall_s: float = Limits.wall_s
+) -> SandboxPool:
+    """A pool of warm sandbox workers; use it as a context manager."""
+    size = max(1, workers or os.cpu_count() or 1)
+    return SandboxPool(get_sandbox(sandbox), Limits(wall_s=wall_s), size)
+
+
+@contextmanager
+def _pool(pool: SandboxPool | None) -> Iterator[SandboxPool]:
+    if pool is not None:
+        yield pool
+        return
+    with open_pool() as opened:
+        yield opened
+
+
+@dataclass
+class ChallengeResult:
+    """What a challenge produced: the filter's verdict on every attempt."""
+
+    attempts: int
+    report: FilterReport
+
+    @property
+    def kept(self) -> list[CodeAsTask]:
+        return [verdict.item.task for verdict in self.report.kept]
+
+    @property
+    def rejected(self) -> list[dict[str, Any]]:
+        return [rejected_row(verdict) for verdict in self.report.verdicts if not verdict.kept]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attempts": self.attempts, "kept": len(self.kept), "stages": self.report.stages()}
+
+
+def rejected_row(verdict: Verdict) -> dict[str, Any]:
+    """A rejected line as saved: the task (or the raw line when it did not parse) and why."""
+    item = verdict.item
+    row = item.task.to_dict() if item.task else {"line": item.line, "raw": item.raw}
+    row["rejection"] = {"stage": verdict.stage, "reason": verdict.reason}
+    return row
+
+
+def challenge(
+    tools: Tools,
+    n: int = 20,
+    model: Model = None,
+    *,
+    strategy: str = "explore",
+    config: ChallengeConfig | None = None,
+    seed: int = 0,
+    pool: SandboxPool | None = None,
+    on_attempts: Callable[[int], None] | None = None,
+    on_verified: Callable[[Verdict], None] | None = None,
+    extra: list[TaskLine] | None = None,
+) -> ChallengeResult:
+    """``n`` challenger attempts on ``tools``, each candidate through the CaT filter.
+
+    ``model`` writes the tasks: for distillation, pass a stronger model than the executor's.
+    ``extra`` task lines (written elsewhere) join the candidates and pass the same filter.
+    """
+    spec = toolset(tools)
+    strategies = registry("register_challengers")
+    if strategy not in strategies:
+        raise ScError(f"unknown strategy {strategy!r}; available: {', '.join(sorted(strategies))}")
+    challenger = strategies[strategy](model_backend(model), config or ChallengeConfig())
+    seeds = list(range(seed, seed + n))
+    lines = challenger.candidates(spec, seeds, on_step=on_attempts) if n else []
+    lines += extra or []
+    with _pool(pool) as opened:
+        report = run_filter(lines, opened, spec, on_done=on_verified)
+    return ChallengeResult(n, report)
+
+
+def evaluate(
+    tasks: list[CodeAsTask],
+    tools: Tools | None = None,
+    model: Model = None,
+    *,
+    k: int = 1,
+    agent: AgentConfig | None = None,
+    pool: SandboxPool | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> EvalReport:
+    """Solve each task ``k`` times; ``tools`` None means each task's own toolset spec."""
+    executor = Agent(model_backend(model), agent or AgentConfig())
+    with _pool(pool) as opened:
+        return run_episodes(tasks, executor, opened, k, toolset(tools) if tools else None, on_step)
+
+
+def train(
+    tasks: list[CodeAsTask],
+    out: str | os.PathLike,
+    tools: Tools | None = None,
+    model: str | None = None,
+    *,
+    backend: str | RLBackend = "rft",
+    options: dict[str, str] | None = None,
+    shaper: str | None = None,
+    agent: AgentConfig | None = None,
+    pool: SandboxPool | None = None,
+    on_metrics: Callable[[dict[str, Any]], None] | None = None,
+    on_samples: Callable[[list[Sample]], None] | None = None,
+) -> Path:
+    """Train the executor ``model`` (a checkpoint path, hub id or alias) on ``tasks``; returns
+    the saved checkpoint, which ``sc eval --model DIR`` and transformers load."""
+    if not tasks:
+        raise ScError("no tasks to train on")
+    trainer = backend if isinstance(backend, RLBackend) else get_backend(backend, options)
+    with _pool(pool) as opened:
+        job = TrainJob(
+            tasks=tasks,
+            model=model or DEFAULT_MODEL,
+            out_dir=Path(out),
+            pool=opened,
+            shaper=get_shaper(shaper),
+            tools=toolset(tools) if tools else None,
+            agent=agent or AgentConfig(),
+        )
+        if on_metrics:
+            job.on_metrics = on_metrics
+        if on_samples:
+            job.on_samples = on_samples
+        return trainer.train(job)

@@ -1,0 +1,171 @@
+"""``report.html`` for a run: plots of what ``metrics.jsonl`` holds, and a summary table.
+
+The plots are PNGs inlined as base64, so the report is one file that can be mailed or archived.
+matplotlib is imported here only, with the Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import ScError
+from .task import write_text
+from .verify import STAGES
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise ScError(f"{run_dir} is not a run directory (no metrics.jsonl)")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise ScError(f"{path}, line {number}: not JSON") from None
+    return rows
+
+
+def summary_rows(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per iteration: attempts, kept, learnable, training, pass@1/pass@k before/after."""
+    table: dict[int, dict[str, Any]] = {}
+    for row in metrics:
+        entry = table.setdefault(row["iteration"], {"iteration": row["iteration"]})
+        kind = row["kind"]
+        if kind == "filter":
+            entry.update(attempts=row["attempts"], kept=row["kept"])
+        elif kind == "eval":
+            entry[f"pass_at_1_{row['when']}"] = row.get("pass_at_1")
+            entry[f"pass_at_k_{row['when']}"] = row.get("pass_at_k")
+            entry["k"] = row.get("k")
+        elif kind == "learnability":
+            entry["learnable"] = f"{row['kept']}/{row['tasks']}"
+        elif kind == "train_summary":
+            entry["trained_on"] = row.get("tasks", 0)
+            entry["train_note"] = row.get("skipped") or ""
+    return [table[number] for number in sorted(table)]
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def plot_filter(metrics: list[dict[str, Any]], plt: Any) -> str | None:
+    """Share of attempts surviving each filter stage, one line per iteration."""
+    rows = [row for row in metrics if row["kind"] == "filter"]
+    if not rows:
+        return None
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    for row in rows:
+        total = row["attempts"] + row.get("extra_tasks", 0)
+        shares = [100 * row["stages"][stage] / total if total else 0 for stage in STAGES]
+        axes.plot(STAGES, shares, marker="o", label=f"iteration {row['iteration']}")
+    axes.set_ylabel("% of attempts surviving")
+    axes.set_ylim(0, 100)
+    axes.set_title("CaT filter yield per stage")
+    axes.tick_params(axis="x", rotation=20)
+    axes.legend()
+    return _png(figure)
+
+
+def plot_reward(metrics: list[dict[str, Any]], plt: Any) -> str | None:
+    """Mean training reward over training steps, across iterations."""
+    rows = [row for row in metrics if row["kind"] == "train" and row.get("reward") is not None]
+    if not rows:
+        return None
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    for iteration in sorted({row["iteration"] for row in rows}):
+        points = [row for row in rows if row["iteration"] == iteration]
+        axes.plot(
+            [row.get("step", index) for index, row in enumerate(points)],
+            [row["reward"] for row in points],
+            marker=".",
+            label=f"iteration {iteration}",
+        )
+    axes.set_xlabel("training step")
+    axes.set_ylabel("mean reward")
+    axes.set_title("Reward over training")
+    axes.legend()
+    return _png(figure)
+
+
+def plot_pass(summary: list[dict[str, Any]], plt: Any) -> str | None:
+    """pass@1 and pass@k before and after training, per iteration."""
+    rows = [row for row in summary if row.get("pass_at_1_before") is not None]
+    if not rows:
+        return None
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    width = 0.2
+    bars = ("pass_at_1_before", "pass_at_1_after", "pass_at_k_before", "pass_at_k_after")
+    for offset, key in enumerate(bars):
+        axes.bar(
+            [row["iteration"] + (offset - 1.5) * width for row in rows],
+            [row.get(key) or 0 for row in rows],
+            width,
+            label=key.replace("_at_", "@").replace("_", " "),
+        )
+    axes.set_xticks([row["iteration"] for row in rows])
+    axes.set_xlabel("iteration")
+    axes.set_ylim(0, 1)
+    axes.set_title("Held-out pass rates before and after training")
+    axes.legend(fontsize=8)
+    return _png(figure)
+
+
+COLUMNS = {
+    "iteration": "iter",
+    "attempts": "attempts",
+    "kept": "kept",
+    "learnable": "learnable",
+    "trained_on": "trained on",
+    "pass_at_1_before": "pass@1 before",
+    "pass_at_1_after": "pass@1 after",
+    "pass_at_k_before": "pass@k before",
+    "pass_at_k_after": "pass@k after",
+    "train_note": "note",
+}
+"""Summary columns and their headings."""
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``report.html`` in ``run_dir`` from its metrics; returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = read_metrics(run_dir)
+    summary = summary_rows(metrics)
+    plots = [plot(metrics, plt) for plot in (plot_filter, plot_reward)] + [plot_pass(summary, plt)]
+    plt.close("all")
+    head = "".join(f"<th>{label}</th>" for label in COLUMNS.values())
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell(row.get(name)))}</td>" for name in COLUMNS)
+        + "</tr>"
+        for row in summary
+    )  # fmt: skip
+    images = "".join(f'<img alt="plot" src="data:image/png;base64,{png}">' for png in plots if png)
+    page = (
+        f"<!doctype html><meta charset=utf-8><title>sc run {html.escape(run_dir.name)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}img{display:block;margin:1em 0}</style>"
+        f"<h1>sc run {html.escape(run_dir.name)}</h1><table><tr>{head}</tr>{body}</table>"
+        f"{images or '<p>No figures yet.</p>'}"
+    )
+    path = run_dir / "report.html"
+    write_text(path, page)
+    return path

@@ -1,0 +1,463 @@
+"""The self-challenge loop and its run directory.
+
+Each iteration: the challenger writes tasks → the CaT filter keeps some → the executor is
+evaluated → (optionally) the learnability filter picks the tasks worth training on → the RL
+backend trains → the new checkpoint is evaluated. Every phase leaves one file under
+``iterations/NNN/`` and counts as done when that file exists, so ``--resume`` after a kill
+repeats only the phase that was cut. The files at the top of the run directory
+(``tasks.jsonl``, ``rejected.jsonl``, ``metrics.jsonl``) are rebuilt from the phase files after
+each phase, so they are always whole and always agree with them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from . import api
+from .agent import AgentConfig
+from .challenge import ChallengeConfig
+from .errors import ScError
+from .models import DEFAULT_MODEL, parse_model_spec
+from .sandbox import SandboxPool
+from .task import CodeAsTask, TaskLine, read_tasks, write_json, write_jsonl, write_text
+from .train import Sample, learnable
+
+
+@dataclass
+class RunConfig:
+    """Every setting of a run; saved as ``config.toml`` and read back by ``--resume``."""
+
+    tools: str
+    """The toolset spec."""
+    model: str = DEFAULT_MODEL
+    """The starting executor, ``[backend:]model``; training always runs in transformers."""
+    name: str = ""
+    """The run directory is ``runs/<name>``."""
+    iterations: int = 1
+    tasks_per_iteration: int = 16
+    """Challenger attempts per iteration."""
+    strategy: str = "explore"
+    """Challenger strategy."""
+    challenger_model: str = ""
+    """A fixed model that writes the tasks (distillation); empty: the executor's."""
+    challenger_follows: bool = True
+    """With no challenger model: the challenger is the latest checkpoint (else the start model)."""
+    constrained: bool = False
+    """Grammar-constrained decoding of the tasks (vllm backends)."""
+    backend: str = "rft"
+    """RL backend: ``rft`` (the paper's main setting) or ``grpo``."""
+    options: dict[str, str] = field(default_factory=dict)
+    """The RL backend's settings, ``key = "value"``."""
+    shaper: str = "binary"
+    """Reward shaper."""
+    learnability: bool = False
+    """Train only on tasks the executor solves sometimes but not always."""
+    learnability_k: int = 4
+    """Samples per task for the learnability filter."""
+    tasks: str = ""
+    """A task file added to the first iteration's candidates (for example from a stronger
+    challenger); its tasks pass the same filter."""
+    eval_tasks: str = ""
+    """A fixed evaluation set; empty: a held-out split of the generated tasks."""
+    holdout: float = 0.25
+    """Share of each iteration's kept tasks held out for evaluation (without ``eval_tasks``)."""
+    eval_k: int = 4
+    """Episodes per evaluation task (pass@k)."""
+    max_turns: int = 4
+    """Assistant turns per episode, and the challenger's exploration turns."""
+    max_new_tokens: int = 128
+    """Tokens per assistant turn (exploration turns included)."""
+    task_tokens: int = 640
+    """Tokens for each task the challenger writes."""
+    temperature: float = 0.7
+    seed: int = 0
+    sandbox: str = ""
+    workers: int = 2
+    timeout: float = 10.0
+
+    def agent(self) -> AgentConfig:
+        return AgentConfig(
+            max_turns=self.max_turns,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+        )
+
+    def to_toml(self) -> str:
+        lines, tables = [], []
+        for key, value in asdict(self).items():
+            if isinstance(value, dict):
+                tables += [f"\n[{key}]"] + [f"{k} = {json.dumps(v)}" for k, v in value.items()]
+            else:
+                lines.append(f"{key} = {json.dumps(value)}")
+        return "\n".join(lines + tables) + "\n"
+
+    @classmethod
+    def from_toml(cls, text: str) -> RunConfig:
+        data = tomllib.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass
+class Events:
+    """How the loop reports progress; the CLI draws progress bars from these."""
+
+    phase: Callable[[int, str], None] = lambda iteration, phase: None
+    """A phase starts (``challenge``, ``filter``, ``eval-before``, ...)."""
+    progress: Callable[[int, int], None] = lambda done, total: None
+    """Work done in the current phase."""
+    note: Callable[[str], None] = lambda message: None
+    """Something the user should know (a skipped phase and why)."""
+
+
+class RunDir:
+    """The files of one run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def iteration(self, number: int) -> Path:
+        return self.path / "iterations" / f"{number:03d}"
+
+    def checkpoint(self, number: int) -> Path:
+        return self.path / "checkpoints" / f"iter-{number:03d}"
+
+    def trajectories(self, number: int, phase: str) -> Path:
+        return self.path / "trajectories" / f"iter-{number:03d}-{phase}.jsonl"
+
+    def rebuild(self, iterations: int) -> None:
+        """Top-level tasks, rejections and metrics, from the phase files."""
+        tasks, rejected, metrics = [], [], []
+        for number in range(1, iterations + 1):
+            folder = self.iteration(number)
+            tasks += [row | {"iteration": number} for row in _rows(folder / "kept.jsonl")]
+            rejected += [row | {"iteration": number} for row in _rows(folder / "rejected.jsonl")]
+            metrics += _metrics(folder, number)
+        write_jsonl(self.path / "tasks.jsonl", tasks)
+        write_jsonl(self.path / "rejected.jsonl", rejected)
+        write_jsonl(self.path / "metrics.jsonl", metrics)
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _metrics(folder: Path, number: int) -> list[dict[str, Any]]:
+    """The figures the report plots, one row per fact, each tagged with its kind."""
+    rows = []
+    if (filtered := _load(folder / "filter.json")) is not None:
+        rows.append({"kind": "filter", "iteration": number} | filtered)
+    for when in ("before", "after"):
+        if (result := _load(folder / f"eval-{when}.json")) is not None:
+            summary = {key: value for key, value in result.items() if key != "tasks"}
+            rows.append({"kind": "eval", "iteration": number, "when": when} | summary)
+    if (learn := _load(folder / "learnability.json")) is not None:
+        rows.append({"kind": "learnability", "iteration": number} | learn)
+    if (trained := _load(folder / "train.json")) is not None:
+        steps = trained.get("steps", [])
+        rows += [{"kind": "train", "iteration": number} | step for step in steps]
+        rows.append({"kind": "train_summary", "iteration": number} | {
+            key: value for key, value in trained.items() if key != "steps"
+        })  # fmt: skip
+    return rows
+
+
+class Run:
+    """One self-challenge run; :meth:`go` runs (or resumes) every iteration."""
+
+    def __init__(self, config: RunConfig, root: Path, events: Events | None = None):
+        self.config = config
+        self.dir = RunDir(root)
+        self.events = events or Events()
+
+    @classmethod
+    def create(cls, config: RunConfig, runs: Path = Path("runs"), **kwargs: Any) -> Run:
+        root = runs / config.name
+        if root.exists() and any(root.iterdir()):
+            raise ScError(f"{root} already exists: pass --resume, or choose another --name")
+        validate(config)
+        write_text(root / "config.toml", config.to_toml())
+        return cls(config, root, **kwargs)
+
+    @classmethod
+    def resume(cls, root: Path, **kwargs: Any) -> Run:
+        path = root / "config.toml"
+        if not path.is_file():
+            raise ScError(f"{root} is not a run directory (no config.toml)")
+        try:
+            config = RunConfig.from_toml(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, TypeError) as error:
+            raise ScError(f"{path}: {error}") from None
+        return cls(config, root, **kwargs)
+
+    def go(self) -> dict[str, Any]:
+        """Run every iteration not yet done; returns the summary ``sc run --json`` prints."""
+        with api.open_pool(
+            self.config.sandbox or None, self.config.workers, self.config.timeout
+        ) as pool:
+            for number in range(1, self.config.iterations + 1):
+                self.iterate(number, pool)
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        iterations = []
+        for number in range(1, self.config.iterations + 1):
+            folder = self.dir.iteration(number)
+            before = _load(folder / "eval-before.json") or {}
+            after = _load(folder / "eval-after.json") or {}
+            iterations.append(
+                {
+                    "iteration": number,
+                    "kept": len(_rows(folder / "kept.jsonl")),
+                    "pass_at_1_before": before.get("pass_at_1"),
+                    "pass_at_1_after": after.get("pass_at_1"),
+                }
+            )
+        return {"run_dir": str(self.dir.path), "iterations": iterations}
+
+    # --- one iteration -------------------------------------------------------------------
+
+    def iterate(self, number: int, pool: SandboxPool) -> None:
+        folder = self.dir.iteration(number)
+        folder.mkdir(parents=True, exist_ok=True)
+        start = self.model_for(number)
+        self.challenge(number, folder, pool)
+        eval_set = self.eval_set(number)
+        self.evaluate(number, folder, "before", start, eval_set, pool)
+        train_set = self.train_set(number, folder, start, pool)
+        self.train(number, folder, start, train_set, pool)
+        self.evaluate(number, folder, "after", self.model_for(number + 1), eval_set, pool)
+
+    def model_for(self, number: int) -> str:
+        """The executor at the start of iteration ``number``: the last saved checkpoint, with
+        the backend the run's model spec names."""
+        for earlier in range(number - 1, 0, -1):
+            trained = _load(self.dir.iteration(earlier) / "train.json")
+            if trained and trained.get("checkpoint"):
+                backend, _ = parse_model_spec(self.config.model)
+                return f"{backend}:{trained['checkpoint']}"
+        return self.config.model
+
+    def _phase(self, number: int, name: str) -> None:
+        self.events.phase(number, name)
+
+    def challenge(self, number: int, folder: Path, pool: SandboxPool) -> None:
+        if (folder / "filter.json").is_file():
+            return
+        config = self.config
+        writer = config.challenger_model or (
+            self.model_for(number) if config.challenger_follows else config.model
+        )
+        self._phase(number, "challenge")
+        extra = self.extra_tasks() if number == 1 else []
+        with loaded(writer) as model:
+            result = api.challenge(
+                config.tools,
+                config.tasks_per_iteration,
+                model,
+                strategy=config.strategy,
+                config=ChallengeConfig(
+                    explore_turns=config.max_turns,
+                    explore_tokens=config.max_new_tokens,
+                    max_new_tokens=config.task_tokens,
+                    temperature=config.temperature,
+                    constrained=config.constrained,
+                ),
+                seed=config.seed + 100_000 * number,
+                pool=pool,
+                on_attempts=lambda done: self.events.progress(done, config.tasks_per_iteration),
+                extra=extra,
+            )
+        kept = result.kept
+        heldout = [] if config.eval_tasks else self.split(kept, number)
+        write_jsonl(folder / "kept.jsonl", [task.to_dict() for task in kept])
+        write_jsonl(folder / "heldout.jsonl", [task.to_dict() for task in heldout])
+        write_jsonl(folder / "rejected.jsonl", result.rejected)
+        write_json(folder / "filter.json", result.to_dict() | {"extra_tasks": len(extra)})
+        self.dir.rebuild(number)
+
+    def extra_tasks(self) -> list[TaskLine]:
+        if not self.config.tasks:
+            return []
+        return list(read_tasks(self.config.tasks))
+
+    def split(self, kept: list[CodeAsTask], number: int) -> list[CodeAsTask]:
+        """A seeded share of the kept tasks, held out for evaluation (at least one when two or
+        more survive, so that training keeps the rest)."""
+        if len(kept) < 2 or self.config.holdout <= 0:
+            return []
+        size = max(1, round(len(kept) * self.config.holdout))
+        return random.Random(self.config.seed + number).sample(kept, min(size, len(kept) - 1))
+
+    def eval_set(self, number: int) -> list[CodeAsTask]:
+        if self.config.eval_tasks:
+            return [line.task for line in read_tasks(self.config.eval_tasks) if line.task]
+        tasks = []
+        for earlier in range(1, number + 1):
+            tasks += _rows(self.dir.iteration(earlier) / "heldout.jsonl")
+        return [CodeAsTask.from_dict(row) for row in tasks]
+
+    def evaluate(
+        self,
+        number: int,
+        folder: Path,
+        when: str,
+        model: str,
+        tasks: list[CodeAsTask],
+        pool: SandboxPool,
+    ) -> None:
+        target = folder / f"eval-{when}.json"
+        if target.is_file():
+            return
+        if not tasks:
+            self.events.note(f"iteration {number}: no evaluation tasks yet; eval-{when} skipped")
+            write_json(target, {"pass_at_1": None, "pass_at_k": None, "k": 0, "tasks": []})
+            self.dir.rebuild(number)
+            return
+        reuse = self.dir.iteration(number - 1) / "eval-after.json"
+        previous = _load(reuse) if when == "before" else None
+        if previous and sorted(row["id"] for row in previous["tasks"]) == sorted(
+            task.id for task in tasks
+        ):  # the same model on the same tasks: the last iteration's "after" is this "before"
+            write_json(target, previous)
+            self.dir.rebuild(number)
+            return
+        self._phase(number, f"eval-{when}")
+        total = len(tasks) * self.config.eval_k
+        with loaded(model) as backend:
+            report = api.evaluate(
+                tasks,
+                self.config.tools,
+                backend,
+                k=self.config.eval_k,
+                agent=self.config.agent(),
+                pool=pool,
+                on_step=lambda done: self.events.progress(done, total),
+            )
+        write_jsonl(self.dir.trajectories(number, when), [s.to_dict() for s in report.scored])
+        write_json(target, report.to_dict() | {"n_tasks": len(tasks)})
+        self.dir.rebuild(number)
+
+    def train_set(
+        self, number: int, folder: Path, model: str, pool: SandboxPool
+    ) -> list[CodeAsTask]:
+        heldout = {row["id"] for row in _rows(folder / "heldout.jsonl")}
+        tasks = [
+            CodeAsTask.from_dict(row)
+            for row in _rows(folder / "kept.jsonl")
+            if row["id"] not in heldout
+        ]
+        if not self.config.learnability or not tasks:
+            return tasks
+        target = folder / "learnability.json"
+        if not target.is_file():
+            self._phase(number, "learnability")
+            k = self.config.learnability_k
+            with loaded(model) as backend:
+                report = api.evaluate(
+                    tasks,
+                    self.config.tools,
+                    backend,
+                    k=k,
+                    agent=self.config.agent(),
+                    pool=pool,
+                    on_step=lambda done: self.events.progress(done, len(tasks) * k),
+                )
+            write_jsonl(self.dir.trajectories(number, "learnability"), [
+                s.to_dict() for s in report.scored
+            ])  # fmt: skip
+            write_json(target, learnable(report, tasks).to_dict())
+            self.dir.rebuild(number)
+        rates = _load(target)["rates"]
+        return [task for task in tasks if 0 < rates.get(task.id, 0) < 1]
+
+    def train(
+        self,
+        number: int,
+        folder: Path,
+        model: str,
+        tasks: list[CodeAsTask],
+        pool: SandboxPool,
+    ) -> None:
+        target = folder / "train.json"
+        if target.is_file():
+            return
+        if not tasks:
+            reason = "no task to train on" + (
+                " after the learnability filter" if self.config.learnability else ""
+            )
+            self.events.note(f"iteration {number}: {reason}; the executor stays as it was")
+            write_json(target, {"skipped": reason, "checkpoint": None, "tasks": 0, "steps": []})
+            self.dir.rebuild(number)
+            return
+        self._phase(number, "train")
+        checkpoint = self.dir.checkpoint(number)
+        partial = checkpoint.with_name(checkpoint.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        steps: list[dict[str, Any]] = []
+        samples_path = self.dir.trajectories(number, "train")
+        samples: list[dict[str, Any]] = []
+
+        def on_samples(batch: list[Sample]) -> None:
+            samples.extend(sample.to_dict() for sample in batch)
+            write_jsonl(samples_path, samples)
+
+        _, path = parse_model_spec(model)
+        api.train(
+            tasks,
+            partial,
+            self.config.tools,
+            path,
+            backend=self.config.backend,
+            options=self.config.options,
+            shaper=self.config.shaper,
+            agent=self.config.agent(),
+            pool=pool,
+            on_metrics=steps.append,
+            on_samples=on_samples,
+        )
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        partial.rename(checkpoint)
+        write_json(
+            target,
+            {"checkpoint": str(checkpoint.resolve()), "tasks": len(tasks), "steps": steps},
+        )
+        self.dir.rebuild(number)
+
+
+def validate(config: RunConfig) -> None:
+    """Fail before any work on a setting that would fail later."""
+    from .train import get_backend, get_shaper
+
+    api.toolset(config.tools)
+    get_backend(config.backend, config.options)
+    get_shaper(config.shaper)
+    for path in (config.tasks, config.eval_tasks):
+        if path and not Path(path).is_file():
+            raise ScError(f"no such task file: {path}")
+    if config.iterations < 1 or config.tasks_per_iteration < 0:
+        raise ScError("--iterations must be at least 1 and --tasks-per-iteration at least 0")
+
+
+@contextmanager
+def loaded(spec: str) -> Iterator[Any]:
+    """A model loaded for one phase and freed after it (a vLLM engine holds its memory)."""
+    backend = api.model_backend(spec)
+    try:
+        yield backend
+    finally:
+        backend.close()

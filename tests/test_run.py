@@ -1,0 +1,267 @@
+"""The self-challenge loop's mechanics (sc_core.run): phases, the run directory, held-out
+evaluation, checkpoint hand-over and resume. A scripted model writes valid tasks and a copying
+trainer stands in for RL, so these tests are fast; the real loop with the embedded model and a
+real trainer is tested in plugins/sc-trl/tests/test_sc_run.py."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sc_core import plugins
+from sc_core.errors import ScError
+from sc_core.models import Generation, ModelBackend, resolve_model
+from sc_core.run import Events, Run, RunConfig
+from sc_core.train import RLBackend, rollouts
+
+MODEL_DIR = Path(
+    os.environ.get("SC_CACHE", Path.home() / ".cache" / "sc"), "models", "SmolLM2-135M-Instruct"
+)
+pytestmark = pytest.mark.skipif(
+    not (MODEL_DIR / "tokenizer.json").is_file(), reason=f"no converted model at {MODEL_DIR}"
+)
+
+TASK = """{n} apples cost 7 each. What do they cost?</instruction>
+<verify>
+def verify(state, answer):
+    return answer == {total}
+</verify>
+<solution>
+def solve(tools):
+    return tools.multiply(a={n}, b=7)
+</solution>
+<failure>
+def solve(tools):
+    return {n} + 7
+</failure>"""
+
+
+NUMBERS = itertools.count(2)  # every written task differs, so none is a duplicate
+
+
+class Scripted(ModelBackend):
+    """Writes a valid, different task for every challenger prompt; answers 42 as executor."""
+
+    name = "scripted"
+    calls: list[str] = []
+
+    def __init__(self, model: str, **options):
+        super().__init__(model, **options)
+        from transformers import AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    def generate(self, prompts, params):
+        out = []
+        for prompt in prompts:
+            text = self._tokenizer.decode(prompt)
+            if text.endswith("<instruction>"):
+                n = next(NUMBERS)
+                reply = TASK.format(n=n, total=n * 7)
+                Scripted.calls.append(f"write {self.model_id}")
+            else:
+                reply = "<answer>42</answer>"
+                Scripted.calls.append(f"solve {self.model_id}")
+            ids = self._tokenizer(reply, add_special_tokens=False)["input_ids"]
+            out.append(Generation(ids + [self._tokenizer.eos_token_id], reply, None, "stop"))
+        return out
+
+
+@dataclass
+class CopySettings:
+    fail: bool = False
+    """Raise instead of saving (a trainer killed mid-way)."""
+
+
+class Copy(RLBackend):
+    """Scores one rollout per task, then saves the starting weights unchanged."""
+
+    name = "copy"
+    Config = CopySettings
+
+    def train(self, job):
+        from sc_core.agent import Agent
+
+        samples = rollouts(
+            job.tasks, Agent(Scripted(job.model), job.agent), job.pool, 1, job.shaper, job.tools
+        )
+        job.on_samples(samples)
+        job.on_metrics({"step": 1, "reward": sum(s.reward for s in samples) / len(samples)})
+        job.out_dir.mkdir(parents=True)
+        (job.out_dir / "partial-marker").write_text("")
+        if self.config.fail:
+            raise RuntimeError("killed")
+        shutil.copytree(resolve_model(job.model), job.out_dir, dirs_exist_ok=True)
+        return job.out_dir
+
+
+@pytest.fixture(autouse=True)
+def fakes(monkeypatch):
+    monkeypatch.setitem(plugins.registry("register_models"), "scripted", Scripted)
+    monkeypatch.setitem(plugins.registry("register_rl_backends"), "copy", Copy)
+    Scripted.calls = []
+
+
+def config(**overrides) -> RunConfig:
+    settings = dict(
+        tools="calculator",
+        model="scripted:smollm2",
+        name="t",
+        tasks_per_iteration=4,
+        strategy="seeded",
+        backend="copy",
+        eval_k=2,
+        max_turns=2,
+        max_new_tokens=32,
+        workers=1,
+    )
+    return RunConfig(**(settings | overrides))
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_config_round_trips_through_toml():
+    original = config(options={"learning_rate": "1e-5", "lora": "true"}, holdout=0.5)
+    assert RunConfig.from_toml(original.to_toml()) == original
+
+
+def test_one_iteration_leaves_the_run_directory_of_the_architecture(tmp_path):
+    phases = []
+    run = Run.create(config(), tmp_path, events=Events(phase=lambda n, p: phases.append(p)))
+    summary = run.go()
+    root = tmp_path / "t"
+    assert phases == ["challenge", "eval-before", "train", "eval-after"]
+    for name in ("config.toml", "tasks.jsonl", "rejected.jsonl", "metrics.jsonl"):
+        assert (root / name).is_file(), name
+    kept = rows(root / "tasks.jsonl")
+    assert len(kept) == 4 and all(row["iteration"] == 1 for row in kept)
+    assert all(row["provenance"]["strategy"] == "seeded" for row in kept)
+    heldout = rows(root / "iterations/001/heldout.jsonl")
+    assert len(heldout) == 1  # a quarter of 4, evaluated, never trained on
+    checkpoint = root / "checkpoints/iter-001"
+    assert (checkpoint / "config.json").is_file()
+    assert not checkpoint.with_name("iter-001.partial").exists()
+    train = json.loads((root / "iterations/001/train.json").read_text())
+    assert train["tasks"] == 3 and train["checkpoint"] == str(checkpoint.resolve())
+    assert len(rows(root / "trajectories/iter-001-train.jsonl")) == 3
+    assert len(rows(root / "trajectories/iter-001-before.jsonl")) == 2  # 1 task x k=2
+    kinds = [row["kind"] for row in rows(root / "metrics.jsonl")]
+    assert kinds == ["filter", "eval", "eval", "train", "train_summary"]
+    assert summary == {
+        "run_dir": str(root),
+        "iterations": [
+            {"iteration": 1, "kept": 4, "pass_at_1_before": 0.0, "pass_at_1_after": 0.0}
+        ],
+    }
+    # the trained checkpoint was evaluated, with the backend the model spec names
+    assert f"solve {checkpoint.resolve()}" in Scripted.calls
+
+
+def test_the_next_iteration_starts_from_the_checkpoint(tmp_path):
+    run = Run.create(config(iterations=2, tasks_per_iteration=2), tmp_path)
+    run.go()
+    first = str((tmp_path / "t/checkpoints/iter-001").resolve())
+    assert f"write {first}" in Scripted.calls  # the challenger follows the executor
+    assert (tmp_path / "t/checkpoints/iter-002/config.json").is_file()
+    metrics = rows(tmp_path / "t/metrics.jsonl")
+    assert sorted({row["iteration"] for row in metrics}) == [1, 2]
+
+
+def test_a_fixed_challenger_stays_the_starting_model(tmp_path):
+    Run.create(config(iterations=2, tasks_per_iteration=2, challenger_follows=False), tmp_path).go()
+    writers = {call for call in Scripted.calls if call.startswith("write")}
+    assert writers == {"write smollm2"}
+
+
+def test_resume_after_a_crash_in_training_repeats_only_that_phase(tmp_path):
+    run = Run.create(config(options={"fail": "true"}), tmp_path)
+    with pytest.raises(RuntimeError, match="killed"):
+        run.go()
+    folder = tmp_path / "t/iterations/001"
+    kept_before = (folder / "kept.jsonl").read_text()
+    stamps = {
+        name: (folder / name).stat().st_mtime_ns for name in ("kept.jsonl", "eval-before.json")
+    }
+    assert not (folder / "train.json").exists()
+    assert (tmp_path / "t/checkpoints/iter-001.partial").is_dir()  # what the kill left
+
+    config_path = tmp_path / "t/config.toml"
+    config_path.write_text(config_path.read_text().replace('fail = "true"', 'fail = "false"'))
+    phases = []
+    Run.resume(tmp_path / "t", events=Events(phase=lambda n, p: phases.append(p))).go()
+    assert phases == ["train", "eval-after"]
+    assert (folder / "kept.jsonl").read_text() == kept_before
+    assert {n: (folder / n).stat().st_mtime_ns for n in stamps} == stamps
+    assert not (tmp_path / "t/checkpoints/iter-001.partial").exists()
+    assert (tmp_path / "t/checkpoints/iter-001/config.json").is_file()
+
+
+def test_no_kept_task_skips_training_and_says_so(tmp_path):
+    notes = []
+    run = Run.create(config(tasks_per_iteration=0), tmp_path, events=Events(note=notes.append))
+    summary = run.go()
+    assert summary["iterations"][0] == {
+        "iteration": 1,
+        "kept": 0,
+        "pass_at_1_before": None,
+        "pass_at_1_after": None,
+    }
+    assert any("no task to train on" in note for note in notes)
+    assert not (tmp_path / "t/checkpoints").exists()
+
+
+def test_learnability_filter_drops_tasks_never_solved(tmp_path):
+    run = Run.create(config(learnability=True, learnability_k=2), tmp_path)
+    run.go()
+    learn = json.loads((tmp_path / "t/iterations/001/learnability.json").read_text())
+    assert learn["tasks"] == 3 and learn["kept"] == 0  # the script always answers 42
+    train = json.loads((tmp_path / "t/iterations/001/train.json").read_text())
+    assert train["skipped"] == "no task to train on after the learnability filter"
+
+
+def test_eval_tasks_replace_the_held_out_split(tmp_path):
+    evals = Path(__file__).resolve().parent.parent / "evals" / "calculator.jsonl"
+    run = Run.create(config(eval_tasks=str(evals), eval_k=1, tasks_per_iteration=2), tmp_path)
+    run.go()
+    before = json.loads((tmp_path / "t/iterations/001/eval-before.json").read_text())
+    assert before["n_tasks"] == 34 and before["k"] == 1
+    assert rows(tmp_path / "t/iterations/001/heldout.jsonl") == []
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path):
+    Run.create(config(tasks_per_iteration=0), tmp_path).go()
+    with pytest.raises(ScError, match="already exists: pass --resume"):
+        Run.create(config(), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"backend": "nope"}, "unknown RL backend 'nope'"),
+        ({"shaper": "nope"}, "unknown reward shaper 'nope'"),
+        ({"tools": "no_such_toolset_xyz"}, "no_such_toolset_xyz"),
+        ({"eval_tasks": "/nonexistent.jsonl"}, "no such task file"),
+        ({"options": {"nope": "1"}}, "CopySettings has no setting 'nope'"),
+    ],
+)
+def test_bad_settings_fail_before_any_work(tmp_path, overrides, message):
+    with pytest.raises(ScError, match=message):
+        Run.create(config(**overrides), tmp_path)
+    assert not (tmp_path / "t").exists()
+
+
+def test_resume_needs_a_run_directory(tmp_path):
+    with pytest.raises(ScError, match="not a run directory"):
+        Run.resume(tmp_path)
