@@ -26,7 +26,7 @@ from typing import Any
 
 from sc_core.errors import ScError
 from sc_core.schema import clean_schema
-from sc_core.tools import Tool, ToolError, Toolset, ToolsetFactory, import_target
+from sc_core.tools import Tool, ToolError, Toolset, ToolsetFactory, ToolsetSpec, import_target
 
 STATE_HOOKS = ("sc_reset", "sc_state")
 HOOKS = (*STATE_HOOKS, "sc_close")
@@ -52,6 +52,15 @@ def langchain_toolset(spec: str = "") -> ToolsetFactory:
     make = _maker(target, label)
     _build(make(), label).close()  # fail now, with a clear error, not in the first episode
     return lambda: _build(make(), label)
+
+
+def toolset_spec(source: Any, name: str = "app") -> ToolsetSpec:
+    """A toolset over LangChain objects an application already holds, for the Python API's
+    ``tools=``: anything a ``langchain:`` target may be. ``name`` labels it in tasks and errors."""
+    label = f"langchain:{name}"
+    make = _maker(source, label)
+    _build(make(), label).close()
+    return ToolsetSpec(label, lambda: _build(make(), label))
 
 
 def one_line(error: BaseException) -> str:
