@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import sc_core.api as api_module
 import sc_core.cli as cli_module
 from sc_core.challenge import (
     CAT_INSTRUCTIONS,
@@ -355,7 +356,7 @@ def test_sc_challenge_command(tmp_path, monkeypatch):
         specs.append(spec)
         return backend
 
-    monkeypatch.setattr(cli_module, "load_model", load_model)
+    monkeypatch.setattr(api_module, "load_model", load_model)
     out = tmp_path / "tasks.jsonl"
     args = ["challenge", "--tools", "calculator", "-n", "3", "--strategy", "seeded"]
     args += ["--out", str(out), "--json", "--workers", "2", "--challenger-model", "writer-x"]
