@@ -237,10 +237,15 @@ class Run:
         start = self.model_for(number)
         self.challenge(number, folder, pool)
         eval_set = self.eval_set(number)
-        self.evaluate(number, folder, "before", start, eval_set, pool)
+        before = folder / "eval-before.json"
+        # the last iteration's "after" evaluated this same model
+        last = self.dir.iteration(number - 1) / "eval-after.json"
+        self.evaluate(number, before, start, eval_set, pool, last)
         train_set = self.train_set(number, folder, start, pool)
         self.train(number, folder, start, train_set, pool)
-        self.evaluate(number, folder, "after", self.model_for(number + 1), eval_set, pool)
+        trained = self.model_for(number + 1)
+        same = before if trained == start else None  # nothing trained: nothing changed
+        self.evaluate(number, folder / "eval-after.json", trained, eval_set, pool, same)
 
     def model_for(self, number: int) -> str:
         """The executor at the start of iteration ``number``: the last saved checkpoint, with
@@ -314,25 +319,26 @@ class Run:
     def evaluate(
         self,
         number: int,
-        folder: Path,
-        when: str,
+        target: Path,
         model: str,
         tasks: list[CodeAsTask],
         pool: SandboxPool,
+        same: Path | None = None,
     ) -> None:
-        target = folder / f"eval-{when}.json"
+        """Evaluate ``model`` into ``target`` (``eval-before.json`` or ``eval-after.json``),
+        unless ``same``, a result of the same model, covers the same tasks."""
         if target.is_file():
             return
+        when = target.stem.removeprefix("eval-")
         if not tasks:
             self.events.note(f"iteration {number}: no evaluation tasks yet; eval-{when} skipped")
             write_json(target, {"pass_at_1": None, "pass_at_k": None, "k": 0, "tasks": []})
             self.dir.rebuild(number)
             return
-        reuse = self.dir.iteration(number - 1) / "eval-after.json"
-        previous = _load(reuse) if when == "before" else None
+        previous = _load(same) if same else None
         if previous and sorted(row["id"] for row in previous["tasks"]) == sorted(
             task.id for task in tasks
-        ):  # the same model on the same tasks: the last iteration's "after" is this "before"
+        ):
             write_json(target, previous)
             self.dir.rebuild(number)
             return

@@ -223,8 +223,13 @@ def test_no_kept_task_skips_training_and_says_so(tmp_path):
 
 
 def test_learnability_filter_drops_tasks_never_solved(tmp_path):
-    run = Run.create(config(learnability=True, learnability_k=2), tmp_path)
+    phases = []
+    events = Events(phase=lambda n, p: phases.append(p))
+    run = Run.create(config(learnability=True, learnability_k=2), tmp_path, events=events)
     run.go()
+    assert phases == ["challenge", "eval-before", "learnability"]  # nothing trained, no re-eval
+    folder = tmp_path / "t/iterations/001"
+    assert (folder / "eval-after.json").read_text() == (folder / "eval-before.json").read_text()
     learn = json.loads((tmp_path / "t/iterations/001/learnability.json").read_text())
     assert learn["tasks"] == 3 and learn["kept"] == 0  # the script always answers 42
     train = json.loads((tmp_path / "t/iterations/001/train.json").read_text())
