@@ -126,7 +126,9 @@ class TrainJob:
     agent: AgentConfig = field(default_factory=AgentConfig)
     """Turn and token limits of training rollouts."""
     on_metrics: Callable[[dict[str, Any]], None] = lambda row: None
-    """Called with each logged figure set (``step``, ``reward``, ``loss``, ...)."""
+    """Called with each logged figure set: ``step``, and ``reward`` (the mean shaped reward of
+    the rollouts a step learned from) and ``loss`` where the step has them; the report plots
+    ``reward`` over ``step``."""
     on_samples: Callable[[list[Sample]], None] = lambda samples: None
     """Called with every batch of scored rollouts, to save trajectories."""
 

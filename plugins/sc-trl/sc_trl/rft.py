@@ -135,7 +135,7 @@ def round_metrics(round_: int, samples: list[Sample], kept: int, config: RFTConf
         "successes": successes,
         "success_rate": successes / n if n else 0.0,
         "pass_rate": passed / n if n else 0.0,
-        "mean_reward": sum(sample.reward for sample in samples) / n if n else 0.0,
+        "reward": sum(sample.reward for sample in samples) / n if n else 0.0,
         "tasks": len(tasks),
         "tasks_solved": len(solved),
         "kept": kept,

@@ -169,7 +169,7 @@ def test_training_on_successes_changes_the_weights(tasks, pool, tmp_path):
 
     summary = metrics[0]
     assert summary["round"] == 1 and summary["samples"] == 4 and summary["successes"] == 4
-    assert summary["success_rate"] == 1.0 and summary["mean_reward"] == 1.0
+    assert summary["success_rate"] == 1.0 and summary["reward"] == 1.0
     assert summary["trained"] is True and summary["kept"] >= 1
     losses = [row for row in metrics if "loss" in row]
     assert [row["step"] for row in losses] == list(range(1, len(losses) + 1))
@@ -226,6 +226,6 @@ def test_no_success_saves_the_unchanged_model(tasks, pool, tmp_path):
     assert metrics == [
         metrics[0] | {"round": 1, "samples": 2, "successes": 0, "kept": 0, "trained": False}
     ]
-    assert metrics[0]["success_rate"] == 0.0 and metrics[0]["mean_reward"] == 0.0
+    assert metrics[0]["success_rate"] == 0.0 and metrics[0]["reward"] == 0.0
     assert not changed(resolve_model("smollm2"), out)
     assert load_model(str(out)).tokenizer is not None  # what `sc eval --model DIR` loads
