@@ -37,16 +37,26 @@ def toolset(tools: Tools) -> ToolsetSpec:
     return tools if isinstance(tools, ToolsetSpec) else load_toolset(tools)
 
 
-def model_backend(model: Model) -> ModelBackend:
-    return model if isinstance(model, ModelBackend) else load_model(model)
-
-
 def open_pool(
     sandbox: str | None = None, workers: int | None = None, wall_s: float = Limits.wall_s
 ) -> SandboxPool:
     """A pool of warm sandbox workers; use it as a context manager."""
     size = max(1, workers or os.cpu_count() or 1)
     return SandboxPool(get_sandbox(sandbox), Limits(wall_s=wall_s), size)
+
+
+@contextmanager
+def _model(model: Model) -> Iterator[ModelBackend]:
+    """A backend for the call; one loaded here from a spec is freed after it (a vLLM engine
+    holds memory and a process of its own)."""
+    if isinstance(model, ModelBackend):
+        yield model
+        return
+    backend = load_model(model)
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 @contextmanager
@@ -107,9 +117,12 @@ def challenge(
     strategies = registry("register_challengers")
     if strategy not in strategies:
         raise ScError(f"unknown strategy {strategy!r}; available: {', '.join(sorted(strategies))}")
-    challenger = strategies[strategy](model_backend(model), config or ChallengeConfig())
     seeds = list(range(seed, seed + n))
-    lines = challenger.candidates(spec, seeds, on_step=on_attempts) if n else []
+    lines = []
+    if n:
+        with _model(model) as backend:
+            challenger = strategies[strategy](backend, config or ChallengeConfig())
+            lines = challenger.candidates(spec, seeds, on_step=on_attempts)
     lines += extra or []
     with _pool(pool) as opened:
         report = run_filter(lines, opened, spec, on_done=on_verified)
@@ -127,8 +140,8 @@ def evaluate(
     on_step: Callable[[int], None] | None = None,
 ) -> EvalReport:
     """Solve each task ``k`` times; ``tools`` None means each task's own toolset spec."""
-    executor = Agent(model_backend(model), agent or AgentConfig())
-    with _pool(pool) as opened:
+    with _model(model) as backend, _pool(pool) as opened:
+        executor = Agent(backend, agent or AgentConfig())
         return run_episodes(tasks, executor, opened, k, toolset(tools) if tools else None, on_step)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -487,6 +488,9 @@ def print_summary(run_dir: Path) -> None:
 
 def main() -> None:
     """Entry point: plugin commands, then the CLI; errors as one line, never a traceback."""
+    # SIGTERM unwinds like Ctrl-C, so backends close (a vLLM engine is a process of its own
+    # and outlives an sc killed without cleanup)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     call_each("register_commands", lambda plugin: {"cli": cli})
     try:
         cli.main(standalone_mode=False)

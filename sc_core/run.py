@@ -15,8 +15,7 @@ import json
 import random
 import shutil
 import tomllib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -269,24 +268,23 @@ class Run:
         )
         self._phase(number, "challenge")
         extra = self.extra_tasks() if number == 1 else []
-        with loaded(writer) as model:
-            result = api.challenge(
-                config.tools,
-                config.tasks_per_iteration,
-                model,
-                strategy=config.strategy,
-                config=ChallengeConfig(
-                    explore_turns=config.max_turns,
-                    explore_tokens=config.max_new_tokens,
-                    max_new_tokens=config.task_tokens,
-                    temperature=config.temperature,
-                    constrained=config.constrained,
-                ),
-                seed=config.seed + 100_000 * number,
-                pool=pool,
-                on_attempts=lambda done: self.events.progress(done, config.tasks_per_iteration),
-                extra=extra,
-            )
+        result = api.challenge(
+            config.tools,
+            config.tasks_per_iteration,
+            writer,
+            strategy=config.strategy,
+            config=ChallengeConfig(
+                explore_turns=config.max_turns,
+                explore_tokens=config.max_new_tokens,
+                max_new_tokens=config.task_tokens,
+                temperature=config.temperature,
+                constrained=config.constrained,
+            ),
+            seed=config.seed + 100_000 * number,
+            pool=pool,
+            on_attempts=lambda done: self.events.progress(done, config.tasks_per_iteration),
+            extra=extra,
+        )
         kept = result.kept
         heldout = [] if config.eval_tasks else self.split(kept, number)
         write_jsonl(folder / "kept.jsonl", [task.to_dict() for task in kept])
@@ -344,16 +342,15 @@ class Run:
             return
         self._phase(number, f"eval-{when}")
         total = len(tasks) * self.config.eval_k
-        with loaded(model) as backend:
-            report = api.evaluate(
-                tasks,
-                self.config.tools,
-                backend,
-                k=self.config.eval_k,
-                agent=self.config.agent(),
-                pool=pool,
-                on_step=lambda done: self.events.progress(done, total),
-            )
+        report = api.evaluate(
+            tasks,
+            self.config.tools,
+            model,
+            k=self.config.eval_k,
+            agent=self.config.agent(),
+            pool=pool,
+            on_step=lambda done: self.events.progress(done, total),
+        )
         write_jsonl(self.dir.trajectories(number, when), [s.to_dict() for s in report.scored])
         write_json(target, report.to_dict() | {"n_tasks": len(tasks)})
         self.dir.rebuild(number)
@@ -373,16 +370,15 @@ class Run:
         if not target.is_file():
             self._phase(number, "learnability")
             k = self.config.learnability_k
-            with loaded(model) as backend:
-                report = api.evaluate(
-                    tasks,
-                    self.config.tools,
-                    backend,
-                    k=k,
-                    agent=self.config.agent(),
-                    pool=pool,
-                    on_step=lambda done: self.events.progress(done, len(tasks) * k),
-                )
+            report = api.evaluate(
+                tasks,
+                self.config.tools,
+                model,
+                k=k,
+                agent=self.config.agent(),
+                pool=pool,
+                on_step=lambda done: self.events.progress(done, len(tasks) * k),
+            )
             write_jsonl(self.dir.trajectories(number, "learnability"), [
                 s.to_dict() for s in report.scored
             ])  # fmt: skip
@@ -457,13 +453,3 @@ def validate(config: RunConfig) -> None:
             raise ScError(f"no such task file: {path}")
     if config.iterations < 1 or config.tasks_per_iteration < 0:
         raise ScError("--iterations must be at least 1 and --tasks-per-iteration at least 0")
-
-
-@contextmanager
-def loaded(spec: str) -> Iterator[Any]:
-    """A model loaded for one phase and freed after it (a vLLM engine holds its memory)."""
-    backend = api.model_backend(spec)
-    try:
-        yield backend
-    finally:
-        backend.close()
