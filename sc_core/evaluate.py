@@ -19,7 +19,7 @@ from typing import Any
 from .agent import Agent, Episode, EpisodeSpec
 from .sandbox import SandboxPool
 from .task import CodeAsTask
-from .tools import ToolsetSpec, load_toolset
+from .tools import Toolset, ToolsetSpec, load_toolset
 from .verify import run_verifier
 
 
@@ -101,8 +101,30 @@ def episode_specs(
             specs[task.toolset] = load_toolset(task.toolset)
         spec = tools or specs[task.toolset]
         for _ in range(k):
-            pairs.append((task, EpisodeSpec(task.instruction, spec.create(), task.seed, task.id)))
+            pairs.append((task, EpisodeSpec(task.instruction, _create(spec), task.seed, task.id)))
     return pairs
+
+
+def _create(spec: ToolsetSpec) -> Toolset:
+    """A fresh instance; a factory that fails gives a stand-in whose reset repeats the error, so
+    the episode fails with its reason (a zero-reward sample) instead of the whole run."""
+    try:
+        return spec.create()
+    except Exception as error:
+        return _Unavailable(error)
+
+
+class _Unavailable(Toolset):
+    """The toolset that could not be created."""
+
+    def __init__(self, error: Exception):
+        self.tools, self.error = {}, error
+
+    def reset(self, seed: int) -> None:
+        raise self.error
+
+    def close(self) -> None:
+        pass
 
 
 def score_episodes(pairs: list[tuple[CodeAsTask, Episode]], pool: SandboxPool) -> list[Scored]:

@@ -309,3 +309,15 @@ def test_sc_eval_command_with_the_embedded_model(run_sc, write_tasks, tmp_path):
         assert row["episode"]["turns"] == 1 and row["episode"]["prompt_ids"]
         assert row["score"] in (0.0, 1.0) and row["verify_error"] is None
     assert json.loads((out / "results.json").read_text()) == data
+
+
+def test_a_toolset_that_cannot_be_created_fails_its_episodes_only(pool):
+    def broken():
+        raise RuntimeError("the database is down")
+
+    tasks = eval_tasks("calculator", "calc-001")
+    report, _ = run_eval(tasks, {}, pool, 2, tools=ToolsetSpec("broken", broken))
+    assert [item.score for item in report.scored] == [0.0, 0.0]
+    episode = report.scored[0].episode
+    assert episode.finish == "error"
+    assert episode.error == "could not start: RuntimeError: the database is down"
