@@ -416,7 +416,11 @@ def train(
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--name", help="Run name: the run directory is runs/NAME (default: the time).")
-@click.option("--resume", is_flag=True, help="Go on with runs/NAME where it stopped.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Go on with runs/NAME where it stopped, with the settings in its config.toml.",
+)
 @click.option("--json", "as_json", is_flag=True, help="End with {run_dir, iterations} as JSON.")
 @backend_options
 @sandbox_options
