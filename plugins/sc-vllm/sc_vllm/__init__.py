@@ -32,9 +32,12 @@ def import_vllm() -> Any:
     """``vllm``, or an ScError naming the package to install.
 
     vLLM logs to stdout at INFO by default, which would corrupt ``--json`` output: unless the
-    user chose otherwise, its logs go to stderr and only warnings are shown."""
+    user chose otherwise, its logs go to stderr and only warnings are shown. The first model
+    step on a CPU includes torch.compile, which on a busy machine outlasted vLLM's 300 s step
+    timeout and killed the engine; sc allows 30 minutes."""
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "1800")
     try:
         import vllm
     except ImportError as error:
