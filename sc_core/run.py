@@ -400,7 +400,7 @@ class Run:
             return
         if not tasks:
             reason = "no task to train on" + (
-                " after the learnability filter" if self.config.learnability else ""
+                " after the learnability filter" if (folder / "learnability.json").is_file() else ""
             )
             self.events.note(f"iteration {number}: {reason}; the executor stays as it was")
             write_json(target, {"skipped": reason, "checkpoint": None, "tasks": 0, "steps": []})
