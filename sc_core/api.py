@@ -21,7 +21,7 @@ from .challenge import ChallengeConfig
 from .errors import ScError
 from .evaluate import EvalReport
 from .evaluate import evaluate as run_episodes
-from .models import DEFAULT_MODEL, ModelBackend, load_model
+from .models import ModelBackend, load_model, parse_model_spec
 from .plugins import registry
 from .sandbox import Limits, SandboxPool, get_sandbox
 from .task import CodeAsTask, TaskLine
@@ -159,15 +159,16 @@ def train(
     on_metrics: Callable[[dict[str, Any]], None] | None = None,
     on_samples: Callable[[list[Sample]], None] | None = None,
 ) -> Path:
-    """Train the executor ``model`` (a checkpoint path, hub id or alias) on ``tasks``; returns
-    the saved checkpoint, which ``sc eval --model DIR`` and transformers load."""
+    """Train the executor ``model`` (a checkpoint path, hub id, alias or ``backend:model``
+    spec) on ``tasks``; returns the saved checkpoint, which ``sc eval --model DIR`` and
+    transformers load."""
     if not tasks:
         raise ScError("no tasks to train on")
     trainer = backend if isinstance(backend, RLBackend) else get_backend(backend, options)
     with _pool(pool) as opened:
         job = TrainJob(
             tasks=tasks,
-            model=model or DEFAULT_MODEL,
+            model=parse_model_spec(model)[1],  # training runs in transformers: the path only
             out_dir=Path(out),
             pool=opened,
             shaper=get_shaper(shaper),

@@ -418,12 +418,11 @@ class Run:
             samples.extend(sample.to_dict() for sample in batch)
             write_jsonl(samples_path, samples)
 
-        _, path = parse_model_spec(model)
         api.train(
             tasks,
             partial,
             self.config.tools,
-            path,
+            model,
             backend=self.config.backend,
             options=self.config.options,
             shaper=self.config.shaper,
