@@ -1,8 +1,10 @@
 """The multi-turn tool-calling loop, token-in/token-out.
 
-Many episodes run batched: each step generates one assistant turn for every episode still
-going, runs the tool calls it asks for on that episode's own fresh toolset, and appends the
-tool results; episodes that answer, run out of turns or run out of tokens drop out.
+Many episodes run together: as each assistant turn is generated, the tool calls it asks for run
+on that episode's own fresh toolset and the results are appended; the episode's next turn is
+then requested at once, and the backend batches it with whatever else is running (continuous
+batching on vLLM and OpenAI-compatible servers, waves of one batch on transformers). Episodes
+that answer, run out of turns or run out of tokens drop out.
 
 Token ids are kept exactly as generated. Everything else appended to the conversation (tool
 results, the template's glue between turns, feedback on an unparseable turn) is rendered with
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .models import Generation, ModelBackend, SamplingParams
+from .models import Generation, ModelBackend, Request, SamplingParams
 from .toolcalls import ParsedTurn, ToolCall, ToolCallFormat, detect_format, render_tool_result
 from .tools import ToolError, Toolset
 
@@ -159,7 +161,7 @@ class Agent:
     def run(
         self, specs: list[EpisodeSpec], on_step: Callable[[int], None] | None = None
     ) -> list[Episode]:
-        """Run every episode to its end; ``on_step(finished)`` is called after each batch step."""
+        """Run every episode to its end; ``on_step(finished)`` is called as episodes end."""
         running = []
         for spec in specs:
             try:
@@ -168,34 +170,34 @@ class Agent:
                 running.append(
                     self._failed(spec, f"could not start: {type(error).__name__}: {error}")
                 )
-        active = [run for run in running if not run.episode.finish]
-        while active:
-            budgets = [self.config.max_total_tokens - run.length for run in active]
-            params = SamplingParams(
-                max_new_tokens=max(1, min(self.config.max_new_tokens, max(budgets))),
-                temperature=self.config.temperature,
-                top_p=self.config.top_p,
-            )
-            prompts = [run.episode.prompt_ids + run.episode.completion_ids for run in active]
-            generations = self.model.generate(prompts, params)
-            for run, budget, generation in zip(active, budgets, generations, strict=True):
-                self.step(run, self._fit(generation, budget))
-            active = [run for run in active if not run.episode.finish]
+        finished = sum(1 for run in running if run.episode.finish)
+
+        def then(request: Request, generation: Generation) -> list[Request]:
+            nonlocal finished
+            run = request.owner
+            self.step(run, generation)
+            if not run.episode.finish:
+                return [self._request(run)]
+            finished += 1
             if on_step:
-                on_step(len(running) - len(active))
+                on_step(finished)
+            return []
+
+        first = [self._request(run) for run in running if not run.episode.finish]
+        self.model.generate_continuously(first, then)
         for run in running:
             self._finish(run)
         return [run.episode for run in running]
 
-    def _fit(self, generation: Generation, budget: int) -> Generation:
-        """The generation cut to the episode's own token budget (the batch asks for the largest
-        budget, so that an episode near its limit does not cut the others' turns)."""
-        if len(generation.token_ids) <= budget:
-            return generation
-        ids = generation.token_ids[:budget]
-        logprobs = generation.logprobs[:budget] if generation.logprobs is not None else None
-        text = self.model.tokenizer.decode(ids, skip_special_tokens=True)
-        return Generation(ids, text, logprobs, "length")
+    def _request(self, run: _Running) -> Request:
+        """The episode's next turn, within its own token budget."""
+        budget = self.config.max_total_tokens - run.length
+        params = SamplingParams(
+            max_new_tokens=max(1, min(self.config.max_new_tokens, budget)),
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+        )
+        return Request(run.episode.prompt_ids + run.episode.completion_ids, params, run)
 
     def _failed(self, spec: EpisodeSpec, error: str) -> _Running:
         episode = Episode(spec.task_id, spec.seed, [], [], finish="error", error=error)

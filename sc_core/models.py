@@ -14,7 +14,8 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,6 +54,20 @@ class Generation:
     """``stop`` (the model ended its turn) or ``length`` (cut at max_new_tokens)."""
 
 
+@dataclass
+class Request:
+    """One prompt to continue, among many (see ``ModelBackend.generate_continuously``)."""
+
+    prompt: list[int]
+    params: SamplingParams
+    owner: Any = None
+    """The caller's own handle: whose turn this is."""
+
+
+Then = Callable[[Request, Generation], list[Request]]
+"""Called as each request finishes; returns the requests that follow from it (none: done)."""
+
+
 class ModelBackend(ABC):
     """A loaded model that continues token-id prompts. Plugins register subclasses by name."""
 
@@ -72,6 +87,37 @@ class ModelBackend(ABC):
     @abstractmethod
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
         """One completion per prompt, in order."""
+
+    def generate_continuously(self, requests: list[Request], then: Then) -> None:
+        """Complete ``requests`` and every request ``then`` returns for a finished one (an
+        agent's next turn), until none is left.
+
+        This default runs them in waves: one batched ``generate`` per wave and sampling
+        setting, where requests that differ only in ``max_new_tokens`` share a batch and each
+        completion is cut to its own limit. Backends with continuous batching override it, so
+        that a request's follow-up starts as soon as it is known instead of with the next wave.
+        """
+        wave = list(requests)
+        while wave:
+            groups: dict[SamplingParams, list[Request]] = {}
+            for request in wave:
+                groups.setdefault(replace(request.params, max_new_tokens=0), []).append(request)
+            wave = []
+            for group in groups.values():
+                longest = max(request.params.max_new_tokens for request in group)
+                params = replace(group[0].params, max_new_tokens=longest)
+                generations = self.generate([request.prompt for request in group], params)
+                for request, generation in zip(group, generations, strict=True):
+                    wave += then(request, self.cut(generation, request.params.max_new_tokens))
+
+    def cut(self, generation: Generation, limit: int) -> Generation:
+        """``generation`` cut to ``limit`` tokens, as if generated with that limit."""
+        if len(generation.token_ids) <= limit:
+            return generation
+        ids = generation.token_ids[:limit]
+        logprobs = generation.logprobs[:limit] if generation.logprobs is not None else None
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return Generation(ids, text, logprobs, "length")
 
     def close(self) -> None:  # noqa: B027 (optional: most backends free memory when dropped)
         """Free the model's memory and any process it started."""

@@ -161,7 +161,6 @@ def batched(backend):
 def test_backend_identity(backend):
     assert backend.name == "transformers" and backend.model_id == "smollm2"
     assert backend.path == str(MODEL_DIR)
-    assert backend.tokenizer.padding_side == "left"
     assert backend.tokenizer.eos_token_id in backend.stop_ids()
 
 
@@ -247,3 +246,69 @@ def test_sc_models_table(run_sc):
     result = run_sc("models")
     assert result.returncode == 0, result.stderr
     assert "transformers" in result.stdout and "alias smollm2 ->" in result.stdout
+
+
+# -- key/value states reused between calls ------------------------------------------------------
+
+
+def agent_turns(backend, reuse: bool) -> tuple[list[list[int]], list[int]]:
+    """Three greedy calculator episodes of up to three turns; their tokens, and the known
+    prefix length of every prompt the backend was given."""
+    from sc_core.agent import Agent, AgentConfig, EpisodeSpec
+    from sc_core.tools import load_toolset
+
+    known, lookup = [], backend._known_prefixes
+
+    def spy(prompts):
+        result = lookup(prompts)
+        known.extend(length for length, _ in result)
+        return result
+
+    backend._known_prefixes, backend.reuses_states = spy, reuse
+    try:
+        tools = load_toolset("calculator")
+        agent = Agent(backend, AgentConfig(max_turns=3, max_new_tokens=24, temperature=0))
+        instructions = ["What is 17 * 23?", "Add 2.5 and 4.", "Is 91 prime? Use the tools."]
+        episodes = agent.run([EpisodeSpec(text, tools.create()) for text in instructions])
+    finally:
+        del backend._known_prefixes, backend.reuses_states
+    return [episode.completion_ids for episode in episodes], known
+
+
+@needs_model
+def test_reused_states_give_the_tokens_that_computing_everything_gives(backend):
+    reused, known = agent_turns(backend, reuse=True)
+    computed, _ = agent_turns(backend, reuse=False)
+    assert reused == computed
+    first, later = known[:3], known[3:]
+    assert len(set(first)) == 1 and first[0] > 300  # the shared system prompt, computed once
+    assert later and all(length > first[0] for length in later)  # each turn goes on from its own
+
+
+def known_lengths(backend, prompt: list[int]) -> list[int]:
+    """The known prefix length the backend finds for ``prompt`` in one greedy call."""
+    found, lookup = [], backend.prefix_cache.lookup
+    backend.prefix_cache.lookup = lambda p: found.append(lookup(p)[0]) or lookup(p)
+    try:
+        backend.generate([prompt], SamplingParams(max_new_tokens=2, temperature=0))
+    finally:
+        del backend.prefix_cache.lookup
+    return found
+
+
+@needs_model
+def test_changed_weights_make_the_known_states_stale(backend):
+    import torch
+
+    prompt = chat(backend, "Say hello. " * 40)
+    [first] = backend.generate([prompt], SamplingParams(max_new_tokens=4, temperature=0))
+    follow = prompt + first.token_ids + chat(backend, "Again.")
+    assert known_lengths(backend, follow)[0] > len(prompt)
+    weight = backend.model.model.layers[0].self_attn.v_proj.weight
+    with torch.no_grad():
+        weight.mul_(2.0)  # as an optimizer step does: the parameter changes in place
+    try:
+        assert known_lengths(backend, follow) == [0]
+    finally:
+        with torch.no_grad():
+            weight.mul_(0.5)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from sc_core.errors import ScError
-from sc_core.models import SamplingParams, load_model, resolve_model
+from sc_core.models import Request, SamplingParams, load_model, resolve_model
 
 SERVER_START_TIMEOUT = 420
 
@@ -167,6 +167,28 @@ def test_batch_keeps_order(remote):
     for together, single in zip(batch, alone, strict=True):
         assert together.token_ids[:4] == single.token_ids[:4]
     assert len({tuple(g.token_ids) for g in batch}) == len(batch)
+
+
+def test_follow_ups_are_sent_while_other_requests_run(remote):
+    tok = remote.tokenizer
+    short, long = chat(tok, "What is 2+2?"), chat(tok, "Tell me a long story about a dragon.")
+    params = SamplingParams(max_new_tokens=8, temperature=0.0)
+    events, results = [], {}
+
+    def then(request, generation):
+        events.append(request.owner)
+        results[request.owner] = generation
+        if request.owner == "short":
+            return [Request(request.prompt + generation.token_ids + short, params, "next")]
+        return []
+
+    running = SamplingParams(max_new_tokens=300, temperature=0.0)
+    remote.generate_continuously(
+        [Request(short, params, "short"), Request(long, running, "long")], then
+    )
+    assert events == ["short", "next", "long"]
+    [alone] = remote.generate([short + results["short"].token_ids + short], params)
+    assert results["next"].token_ids[:4] == alone.token_ids[:4]
 
 
 def test_server_error_is_one_line(remote):

@@ -30,17 +30,18 @@ without one no ``Authorization`` header is sent. Only the standard library is us
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from sc_core import hookimpl
 from sc_core.errors import ScError
-from sc_core.models import Generation, ModelBackend, SamplingParams, resolve_model
+from sc_core.models import Generation, ModelBackend, Request, SamplingParams, Then, resolve_model
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
 KEY_VARIABLES = ("SC_OPENAI_API_KEY", "OPENAI_API_KEY")
@@ -195,6 +196,29 @@ class OpenAIBackend(ModelBackend):
             return [self._complete(bodies[0])]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies))) as pool:
             return list(pool.map(self._complete, bodies))
+
+    def generate_continuously(self, requests: list[Request], then: Then) -> None:
+        """Up to ``concurrency`` requests in flight; a follow-up is sent as soon as ``then``
+        returns it, so a server that batches continuously (vLLM) never waits for a wave."""
+        order = itertools.count()  # seeds follow the order of this call's requests
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            running: dict[Future, Request] = {}
+
+            def send(request: Request) -> None:
+                body = self.request_body(request.prompt, request.params, next(order))
+                running[pool.submit(self._complete, body)] = request
+
+            try:
+                for request in requests:
+                    send(request)
+                while running:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        for follow in then(running.pop(future), future.result()):
+                            send(follow)
+            finally:
+                for future in running:  # an error: send nothing more
+                    future.cancel()
 
     def _complete(self, body: dict[str, Any]) -> Generation:
         response = self.post("/completions", body)

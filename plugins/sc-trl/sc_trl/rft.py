@@ -194,7 +194,6 @@ class RFTBackend(RLBackend):
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
         except (OSError, ValueError) as error:
             raise ScError(f"rft: cannot load the model {job.model!r}: {error}") from None
-        padding_side = tokenizer.padding_side
         agent_config = dataclasses.replace(job.agent, temperature=config.temperature)
         step = 0
         for round_ in range(1, config.rounds + 1):
@@ -211,7 +210,6 @@ class RFTBackend(RLBackend):
             tokens = sum(sum(label != IGNORE for label in row["labels"]) for row in examples)
             job.on_metrics(metrics | {"step": step, "trained": True, "train_tokens": tokens})
             model, step = self._fit(model, tokenizer, examples, job, round_, step)
-        tokenizer.padding_side = padding_side
         return self._save(model, tokenizer, job.out_dir)
 
     def _fit(

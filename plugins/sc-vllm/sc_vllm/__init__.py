@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 import threading
 from typing import Any
 
 from sc_core import hookimpl
 from sc_core.errors import ScError
-from sc_core.models import Generation, ModelBackend, SamplingParams, resolve_model
+from sc_core.models import Generation, ModelBackend, Request, SamplingParams, Then, resolve_model
 
 __version__ = "0.1.0"
 
@@ -120,13 +121,14 @@ class VLLMBackend(ModelBackend):
             raise ScError(f"vLLM could not start {self.path}: {message}") from error
         self.max_model_len = int(max_model_len)
         self._lock = threading.Lock()  # vllm.LLM is not safe to call from several threads
+        self._ids = itertools.count()
 
     @property
     def tokenizer(self) -> Any:
         return self._tokenizer
 
     def sampling_params(self, params: SamplingParams, index: int) -> Any:
-        """vLLM's SamplingParams for prompt ``index`` of a batch."""
+        """vLLM's SamplingParams for request ``index`` of a call."""
         from vllm import SamplingParams as VSamplingParams
 
         kwargs: dict[str, Any] = {
@@ -150,21 +152,53 @@ class VLLMBackend(ModelBackend):
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
         """One completion per prompt, in order. ``params.regex`` constrains every completion
         (vLLM structured outputs); the model's end-of-turn token follows the match."""
-        if not prompts:
-            return []
-        from vllm.inputs import TokensPrompt
+        results: dict[int, Generation] = {}
 
-        too_long = [i for i, p in enumerate(prompts) if len(p) >= self.max_model_len]
-        if too_long:
-            raise ScError(
-                f"prompt {too_long[0]} has {len(prompts[too_long[0]])} tokens; the vllm backend "
-                f"was started with max_model_len={self.max_model_len}"
-            )
-        requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
-        sampling = [self.sampling_params(params, i) for i in range(len(prompts))]
+        def keep(request: Request, generation: Generation) -> list[Request]:
+            results[request.owner] = generation
+            return []
+
+        requests = [Request(prompt, params, index) for index, prompt in enumerate(prompts)]
+        self.generate_continuously(requests, keep)
+        return [results[index] for index in range(len(prompts))]
+
+    def generate_continuously(self, requests: list[Request], then: Then) -> None:
+        """Continuous batching: each follow-up request joins the running batch as soon as
+        ``then`` returns it, and the engine's prefix cache spares it the shared prefix."""
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self.llm.llm_engine
+        pending: dict[str, Request] = {}
+        order = itertools.count()  # seeds follow the order of this call's requests
+
+        def add(request: Request) -> None:
+            if len(request.prompt) >= self.max_model_len:
+                raise ScError(
+                    f"a prompt has {len(request.prompt)} tokens; the vllm backend was started "
+                    f"with max_model_len={self.max_model_len}"
+                )
+            sampling = self.sampling_params(request.params, next(order))
+            sampling.output_kind = RequestOutputKind.FINAL_ONLY
+            prompt = TokensPrompt(prompt_token_ids=list(request.prompt))
+            request_id = f"sc-{next(self._ids)}"  # outputs carry it, not the engine's own id
+            engine.add_request(request_id, prompt, sampling)
+            pending[request_id] = request
+
         with self._lock:
-            outputs = self.llm.generate(requests, sampling, use_tqdm=False)
-        return [self._generation(output.outputs[0]) for output in outputs]
+            try:
+                for request in requests:
+                    add(request)
+                while pending:
+                    for output in engine.step():
+                        if output.finished:
+                            request = pending.pop(output.request_id)
+                            for follow in then(request, self._generation(output.outputs[0])):
+                                add(follow)
+            finally:
+                if pending:  # an error: leave nothing running in the engine
+                    with contextlib.suppress(Exception):
+                        engine.abort_request(list(pending))
 
     def _generation(self, completion: Any) -> Generation:
         ids = [int(token) for token in completion.token_ids]

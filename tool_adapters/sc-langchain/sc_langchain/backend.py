@@ -123,7 +123,6 @@ class MessageCodec:
     eos_token_id = ord(END)
     pad_token, pad_token_id = END, ord(END)
     bos_token, bos_token_id = None, None
-    padding_side = "left"
 
     def __init__(self, max_pieces: int = MAX_PIECES):
         self.max_pieces = max_pieces
