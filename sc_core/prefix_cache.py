@@ -2,8 +2,8 @@
 
 Each agent step's prompts are the last step's sequences plus a tool result, and every prompt
 starts with the same long system prompt (the tool descriptions). Recomputing all of that every
-turn made the transformers backend's agent loop three times slower than one raw ``generate``
-on a CPU, where prefill is most of the time. ``PrefixCache`` keeps the states of the sequences
+turn held the transformers backend's agent loop to 0.32 of raw ``generate``'s tokens/s on a
+CPU, where prefill is most of the time. ``PrefixCache`` keeps the states of the sequences
 the last call produced (within a memory budget) and finds, for a new prompt, the longest cached
 prefix, block by block as vLLM's prefix caching does. The backend computes the common prefix of
 the prompts that find nothing once, for all of them.
@@ -63,6 +63,10 @@ class PrefixCache:
     def end(self) -> None:
         """Finish the call: what it stored replaces what the previous call stored."""
         self._index, self._next = self._next, {}
+
+    def clear(self) -> None:
+        """Forget every cached state."""
+        self._index, self._next, self._next_bytes, self._version = {}, {}, 0, None
 
     def lookup(self, prompt: list[int]) -> tuple[int, Cached | None]:
         """The longest cached prefix of ``prompt`` that leaves at least one token to compute,

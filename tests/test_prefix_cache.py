@@ -77,3 +77,10 @@ def test_entries_beyond_the_budget_are_not_kept():
     cache = stored(small, big, budget=small.nbytes + 1)
     assert cache.lookup(small.ids + [1])[0] == BLOCK
     assert cache.lookup(big.ids + [1]) == (0, None)
+
+
+def test_clear_forgets_everything():
+    sequence = list(range(2 * BLOCK))
+    cache = stored(cached(sequence))
+    cache.clear()
+    assert cache.lookup(sequence + [1]) == (0, None)

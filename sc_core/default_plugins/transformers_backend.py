@@ -151,14 +151,21 @@ class TransformersBackend(ModelBackend):
             layers.append((keys, values))
         return DynamicCache(ddp_cache_data=layers)
 
-    def _keep(self, prompts, known, generated, cache, mask, width) -> None:
+    def _keep(
+        self,
+        prompts: list[list[int]],
+        generated: list[list[int]],
+        cache: Any,
+        mask: list[list[int]],
+        width: int,
+    ) -> None:
         """Store each sequence's states for the next call: the prompt and what was generated,
         except a last token never fed back (its states were not computed)."""
         import torch
 
-        steps = cache.get_seq_length() - width + 1
-        if steps < 1:
+        if cache is None:
             return
+        steps = cache.get_seq_length() - width + 1
         for row, (prompt, ids) in enumerate(zip(prompts, generated, strict=True)):
             kept = min(len(ids), steps - 1)
             valid = [i for i, flag in enumerate(mask[row]) if flag]
@@ -202,6 +209,7 @@ class TransformersBackend(ModelBackend):
             return_dict_in_generate=True,
             output_scores=params.logprobs,
             past_key_values=cache,
+            use_cache=True,
             **sampling,
         )
         new = out.sequences[:, width:]
@@ -224,7 +232,7 @@ class TransformersBackend(ModelBackend):
                 )
             )
         if reuse:
-            self._keep(prompts, known, generated, out.past_key_values, mask, width)
+            self._keep(prompts, generated, out.past_key_values, mask, width)
         return results
 
 
