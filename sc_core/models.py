@@ -68,6 +68,22 @@ Then = Callable[[Request, Generation], list[Request]]
 """Called as each request finishes; returns the requests that follow from it (none: done)."""
 
 
+def generate_in_order(
+    backend: ModelBackend, prompts: list[list[int]], params: SamplingParams
+) -> list[Generation]:
+    """``generate`` for a backend whose ``generate_continuously`` is its own: one request per
+    prompt, completions in prompt order."""
+    results: dict[int, Generation] = {}
+
+    def keep(request: Request, generation: Generation) -> list[Request]:
+        results[request.owner] = generation
+        return []
+
+    requests = [Request(prompt, params, index) for index, prompt in enumerate(prompts)]
+    backend.generate_continuously(requests, keep)
+    return [results[index] for index in range(len(prompts))]
+
+
 class ModelBackend(ABC):
     """A loaded model that continues token-id prompts. Plugins register subclasses by name."""
 

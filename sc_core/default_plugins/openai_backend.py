@@ -41,7 +41,15 @@ from typing import Any
 
 from sc_core import hookimpl
 from sc_core.errors import ScError
-from sc_core.models import Generation, ModelBackend, Request, SamplingParams, Then, resolve_model
+from sc_core.models import (
+    Generation,
+    ModelBackend,
+    Request,
+    SamplingParams,
+    Then,
+    generate_in_order,
+    resolve_model,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
 KEY_VARIABLES = ("SC_OPENAI_API_KEY", "OPENAI_API_KEY")
@@ -189,13 +197,7 @@ class OpenAIBackend(ModelBackend):
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
         """One completion per prompt, in order; requests run ``concurrency`` at a time.
         ``params.regex`` is sent as vLLM's structured-outputs extension."""
-        if not prompts:
-            return []
-        bodies = [self.request_body(p, params, i) for i, p in enumerate(prompts)]
-        if len(bodies) == 1:
-            return [self._complete(bodies[0])]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies))) as pool:
-            return list(pool.map(self._complete, bodies))
+        return generate_in_order(self, prompts, params)
 
     def generate_continuously(self, requests: list[Request], then: Then) -> None:
         """Up to ``concurrency`` requests in flight; a follow-up is sent as soon as ``then``

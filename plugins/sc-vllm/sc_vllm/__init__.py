@@ -18,7 +18,15 @@ from typing import Any
 
 from sc_core import hookimpl
 from sc_core.errors import ScError
-from sc_core.models import Generation, ModelBackend, Request, SamplingParams, Then, resolve_model
+from sc_core.models import (
+    Generation,
+    ModelBackend,
+    Request,
+    SamplingParams,
+    Then,
+    generate_in_order,
+    resolve_model,
+)
 
 __version__ = "0.1.0"
 
@@ -152,15 +160,7 @@ class VLLMBackend(ModelBackend):
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
         """One completion per prompt, in order. ``params.regex`` constrains every completion
         (vLLM structured outputs); the model's end-of-turn token follows the match."""
-        results: dict[int, Generation] = {}
-
-        def keep(request: Request, generation: Generation) -> list[Request]:
-            results[request.owner] = generation
-            return []
-
-        requests = [Request(prompt, params, index) for index, prompt in enumerate(prompts)]
-        self.generate_continuously(requests, keep)
-        return [results[index] for index in range(len(prompts))]
+        return generate_in_order(self, prompts, params)
 
     def generate_continuously(self, requests: list[Request], then: Then) -> None:
         """Continuous batching: each follow-up request joins the running batch as soon as
