@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .agent import Agent, AgentConfig
-from .challenge import ChallengeConfig
+from .challenge import Attempt, AttemptLog, ChallengeConfig, Challenger, task_lines
 from .errors import ScError
 from .evaluate import EvalReport
 from .evaluate import evaluate as run_episodes
@@ -107,26 +107,62 @@ def challenge(
     on_attempts: Callable[[int], None] | None = None,
     on_verified: Callable[[Verdict], None] | None = None,
     extra: list[TaskLine] | None = None,
+    attempts_file: str | os.PathLike | None = None,
 ) -> ChallengeResult:
     """``n`` challenger attempts on ``tools``, each candidate through the CaT filter.
 
     ``model`` writes the tasks: for distillation, pass a stronger model than the executor's.
     ``extra`` task lines (written elsewhere) join the candidates and pass the same filter.
+    ``attempts_file`` saves the attempts as each ``config.chunk`` of them is made; attempts
+    already saved there are not made again, so a killed challenge resumes.
     """
     spec = toolset(tools)
+    config = config or ChallengeConfig()
     strategies = registry("register_challengers")
     if strategy not in strategies:
         raise ScError(f"unknown strategy {strategy!r}; available: {', '.join(sorted(strategies))}")
     seeds = list(range(seed, seed + n))
-    lines = []
-    if n:
+    log = AttemptLog(attempts_file, spec.spec, strategy) if attempts_file else None
+    made = log.attempts() if log else {}
+    todo = [s for s in seeds if s not in made]
+    author = log.model if log else None
+    if on_attempts and len(todo) < n:
+        on_attempts(n - len(todo))
+    if todo:
         with _model(model) as backend:
-            challenger = strategies[strategy](backend, config or ChallengeConfig())
-            lines = challenger.candidates(spec, seeds, on_step=on_attempts)
+            author = backend.model_id
+            if log:
+                log.check(author)
+            challenger = strategies[strategy](backend, config)
+            for attempt in _attempt_in_chunks(challenger, spec, todo, log, on_attempts, n):
+                made[attempt.seed] = attempt
+    lines = task_lines([made[s] for s in seeds], spec.spec, strategy, author or "")
     lines += extra or []
     with _pool(pool) as opened:
         report = run_filter(lines, opened, spec, on_done=on_verified)
     return ChallengeResult(n, report)
+
+
+def _attempt_in_chunks(
+    challenger: Challenger,
+    spec: ToolsetSpec,
+    seeds: list[int],
+    log: AttemptLog | None,
+    on_attempts: Callable[[int], None] | None,
+    n: int,
+) -> list[Attempt]:
+    """Attempts for ``seeds``, ``config.chunk`` at a time, each chunk saved to ``log`` before
+    the next starts; ``on_attempts`` counts all ``n`` attempts, saved ones included."""
+    made: list[Attempt] = []
+    size = challenger.config.chunk
+    for start in range(0, len(seeds), size):
+        done = n - len(seeds) + start
+        step = (lambda count, done=done: on_attempts(done + count)) if on_attempts else None
+        attempts = challenger.attempt(spec, seeds[start : start + size], on_step=step)
+        if log:
+            log.add(attempts, challenger.model.model_id)
+        made += attempts
+    return made
 
 
 def evaluate(

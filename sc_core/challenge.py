@@ -25,16 +25,18 @@ The format a challenger writes::
 from __future__ import annotations
 
 import json
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from .agent import Agent
 from .errors import ScError
 from .models import ModelBackend, SamplingParams
-from .task import CodeAsTask, TaskLine, parse_line
+from .task import CodeAsTask, TaskLine, parse_line, write_jsonl
 from .toolcalls import signature
 from .tools import Toolset, ToolsetSpec
 
@@ -147,6 +149,10 @@ class ChallengeConfig:
     """Examples shown per attempt (``seeded``)."""
     constrained: bool = False
     """Constrain the written task to the tagged format (backends with ``supports_regex``)."""
+    chunk: int = 64
+    """Attempts generated together. Each chunk is saved before the next starts (see
+    ``api.challenge``'s ``attempts_file``), so a killed challenge loses one chunk at most;
+    larger chunks keep a big accelerator busier."""
 
 
 @dataclass
@@ -156,6 +162,10 @@ class Attempt:
     seed: int
     text: str
     messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Attempt:
+        return cls(int(row["seed"]), str(row["text"]), list(row.get("messages") or []))
 
 
 class Challenger(ABC):
@@ -194,24 +204,79 @@ class Challenger(ABC):
         return [WRITE_PREFIX + g.text for g in self.model.generate(prompts, self.sampling())]
 
     def candidates(self, toolset: ToolsetSpec, seeds: list[int], **kwargs: Any) -> list[TaskLine]:
-        """Attempts as task lines for the filter, with provenance; unparseable ones keep their
-        raw text and reason."""
-        lines = []
-        for number, attempt in enumerate(self.attempt(toolset, seeds, **kwargs), 1):
+        """One attempt per seed, as task lines for the filter."""
+        attempts = self.attempt(toolset, seeds, **kwargs)
+        return task_lines(attempts, toolset.spec, self.name, self.model.model_id)
+
+
+def task_lines(attempts: list[Attempt], toolset: str, strategy: str, model: str) -> list[TaskLine]:
+    """Attempts as task lines for the filter, with provenance; unparseable ones keep their raw
+    text and reason."""
+    lines = []
+    for number, attempt in enumerate(attempts, 1):
+        try:
+            cat = parse_cat(attempt.text)
+        except ValueError as error:
+            lines.append(TaskLine(number, None, attempt.text, f"unparseable task: {error}"))
+            continue
+        cat.update(
+            toolset=toolset,
+            seed=attempt.seed,
+            provenance={
+                "strategy": strategy,
+                "model": model,
+                "exploration": attempt.messages,
+                "raw": attempt.text,
+            },
+        )
+        lines.append(parse_line(number, json.dumps(cat)))
+    return lines
+
+
+class AttemptLog:
+    """A challenge's attempts on disk, rewritten atomically as chunks of them are made, so that
+    a killed challenge resumes where it stopped. Every row names the toolset, strategy and
+    model that made it: a log of another challenge is an error, never mixed in."""
+
+    def __init__(self, path: str | os.PathLike, toolset: str, strategy: str):
+        self.path = Path(path)
+        self.key = {"toolset": toolset, "strategy": strategy}
+        self.rows = self._read()
+
+    def _read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        rows = []
+        for number, line in enumerate(self.path.read_text().splitlines(), 1):
             try:
-                cat = parse_cat(attempt.text)
-            except ValueError as error:
-                lines.append(TaskLine(number, None, attempt.text, f"unparseable task: {error}"))
-                continue
-            cat.update(
-                toolset=toolset.spec,
-                seed=attempt.seed,
-                provenance={
-                    "strategy": self.name,
-                    "model": self.model.model_id,
-                    "exploration": attempt.messages,
-                    "raw": attempt.text,
-                },
+                row = json.loads(line)
+                Attempt.from_dict(row)
+            except (ValueError, TypeError, KeyError, AttributeError) as error:
+                raise ScError(f"{self.path}:{number}: not a saved attempt ({error})") from None
+            if any(row.get(name) != value for name, value in self.key.items()):
+                raise ScError(
+                    f"{self.path} holds attempts of {row.get('strategy')!r} on "
+                    f"{row.get('toolset')!r}, not of this challenge; remove it to start again"
+                )
+            rows.append(row)
+        return rows
+
+    @property
+    def model(self) -> str | None:
+        """The model that made the saved attempts (None when there are none)."""
+        return self.rows[0]["model"] if self.rows else None
+
+    def attempts(self) -> dict[int, Attempt]:
+        return {attempt.seed: attempt for attempt in map(Attempt.from_dict, self.rows)}
+
+    def check(self, model: str) -> None:
+        """An error unless the saved attempts (if any) were made by ``model``."""
+        if self.model not in (None, model):
+            raise ScError(
+                f"{self.path} holds attempts by {self.model}, not {model}; remove it to start again"
             )
-            lines.append(parse_line(number, json.dumps(cat)))
-        return lines
+
+    def add(self, attempts: list[Attempt], model: str) -> None:
+        self.check(model)
+        self.rows += [self.key | {"model": model} | asdict(attempt) for attempt in attempts]
+        write_jsonl(self.path, self.rows)

@@ -231,16 +231,29 @@ def models(as_json: bool) -> None:
 @click.option(
     "--constrained", is_flag=True, help="Grammar-constrained decoding of the task (vllm backends)."
 )
+@click.option(
+    "--resume", is_flag=True, help="Go on with the attempts a killed challenge saved for --out."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {attempts, kept, stages} as JSON.")
 @sandbox_options
 def challenge(
     tools_spec, attempts, model, challenger_model, strategy, examples, out, seed, constrained,
-    as_json, sandbox_name, workers, timeout,
+    resume, as_json, sandbox_name, workers, timeout,
 ) -> None:  # fmt: skip
-    """Let the model explore a toolset and write Code-as-Tasks; keep those the filter passes."""
+    """Let the model explore a toolset and write Code-as-Tasks; keep those the filter passes.
+
+    Attempts are saved beside --out as they are made (OUT.attempts.jsonl) until the filter's
+    results are written; --resume goes on with them after a kill."""
     config = ChallengeConfig(
         examples=tuple(load_task_file(examples)) if examples else (), constrained=constrained
     )
+    stem = str(Path(out).with_suffix(""))
+    saved = Path(stem + ".attempts.jsonl")
+    if saved.exists() and not resume:
+        raise ScError(
+            f"{saved} holds the attempts of a challenge that did not finish: pass --resume to "
+            "go on with them, or remove it"
+        )
     with (
         progress_bar(f"challenging ({strategy})") as progress,
         open_pool(sandbox_name, workers, timeout) as pool,
@@ -256,10 +269,12 @@ def challenge(
             pool=pool,
             on_attempts=lambda done: progress.update(bar, completed=done, status="writing"),
             on_verified=lambda _: progress.update(bar, status="verifying"),
+            attempts_file=saved,
         )
     write_jsonl(out, [task.to_dict() for task in result.kept])
-    rejected = str(Path(out).with_suffix("")) + ".rejected.jsonl"
+    rejected = stem + ".rejected.jsonl"
     write_jsonl(rejected, result.rejected)
+    saved.unlink(missing_ok=True)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -4,7 +4,8 @@ Each iteration: the challenger writes tasks → the CaT filter keeps some → th
 evaluated → (optionally) the learnability filter picks the tasks worth training on → the RL
 backend trains → the new checkpoint is evaluated. Every phase leaves one file under
 ``iterations/NNN/`` and counts as done when that file exists, so ``--resume`` after a kill
-repeats only the phase that was cut. The files at the top of the run directory
+repeats only the phase that was cut; a cut challenge phase keeps the attempts it saved
+(``attempts.jsonl``, a chunk at a time). The files at the top of the run directory
 (``tasks.jsonl``, ``rejected.jsonl``, ``metrics.jsonl``) are rebuilt from the phase files after
 each phase, so they are always whole and always agree with them.
 """
@@ -284,6 +285,7 @@ class Run:
             pool=pool,
             on_attempts=lambda done: self.events.progress(done, config.tasks_per_iteration),
             extra=extra,
+            attempts_file=folder / "attempts.jsonl",
         )
         kept = result.kept
         heldout = [] if config.eval_tasks else self.split(kept, number)
@@ -291,6 +293,7 @@ class Run:
         write_jsonl(folder / "heldout.jsonl", [task.to_dict() for task in heldout])
         write_jsonl(folder / "rejected.jsonl", result.rejected)
         write_json(folder / "filter.json", result.to_dict() | {"extra_tasks": len(extra)})
+        (folder / "attempts.jsonl").unlink(missing_ok=True)  # the phase files hold them all
         self.dir.rebuild(number)
 
     def extra_tasks(self) -> list[TaskLine]:

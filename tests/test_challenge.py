@@ -376,6 +376,98 @@ def test_sc_challenge_command(tmp_path, monkeypatch):
     assert rejected[1]["raw"] == written(GARBAGE)
 
 
+# -- saved attempts: a killed challenge resumes -------------------------------------------------
+
+
+class EngineDied(Exception):
+    pass
+
+
+def dies_after(count: int, script):
+    """``script``, until the ``count``-th prompt: then the engine dies, as vLLM's can."""
+    calls = iter(range(count, -1, -1))
+
+    def dying(prompt: str) -> str:
+        if next(calls) == 0:
+            raise EngineDied
+        return script(prompt)
+
+    return dying
+
+
+def test_a_killed_challenge_keeps_whole_chunks_and_resumes(tmp_path, pool):
+    calculator = load_toolset("calculator")
+    saved = tmp_path / "attempts.jsonl"
+    config = ChallengeConfig(chunk=2)
+    dying = Scripted(dies_after(3, writer(GOOD, LENIENT, GARBAGE)))
+    with pytest.raises(EngineDied):
+        api_module.challenge(
+            calculator, 5, dying, strategy="seeded", config=config, pool=pool, attempts_file=saved
+        )
+    rows = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [row["seed"] for row in rows] == [0, 1]  # the first chunk; the second died
+    assert {row["strategy"] for row in rows} == {"seeded"}
+    assert {row["model"] for row in rows} == {"scripted-model"}
+
+    again = Scripted(writer(GARBAGE))
+    progress = []
+    result = api_module.challenge(
+        calculator, 5, again, strategy="seeded", config=config, pool=pool,
+        attempts_file=saved, on_attempts=progress.append,
+    )  # fmt: skip
+    assert len(again.prompts) == 3  # seeds 2, 3 and 4 only
+    assert progress[0] == 2 and progress[-1] == 5
+    assert result.attempts == 5 and len(result.report.verdicts) == 5
+    assert [t.instruction for t in result.kept] == ["What is 17 times 23?"]
+    assert result.report.stages()["parses"] == 2  # GOOD and LENIENT, saved before the death
+    assert [json.loads(line)["seed"] for line in saved.read_text().splitlines()] == [0, 1, 2, 3, 4]
+
+
+def test_saved_attempts_of_another_challenge_are_an_error(tmp_path, pool):
+    calculator = load_toolset("calculator")
+    saved = tmp_path / "attempts.jsonl"
+    config = ChallengeConfig(chunk=1)
+    api_module.challenge(
+        calculator, 1, Scripted(writer(GOOD)), strategy="seeded", config=config, pool=pool,
+        attempts_file=saved,
+    )  # fmt: skip
+    with pytest.raises(ScError, match="attempts of 'seeded' on 'calculator', not of this"):
+        api_module.challenge(calculator, 2, Scripted(writer(GOOD)), attempts_file=saved)
+    other = Scripted(writer(GOOD), model="another-model")
+    with pytest.raises(ScError, match="attempts by scripted-model, not another-model"):
+        api_module.challenge(calculator, 2, other, strategy="seeded", attempts_file=saved)
+    saved.write_text('{"seed": 0}\n')
+    with pytest.raises(ScError, match=r"attempts.jsonl:1: not a saved attempt"):
+        api_module.challenge(calculator, 2, other, strategy="seeded", attempts_file=saved)
+
+
+def test_sc_challenge_resume(tmp_path, monkeypatch):
+    backend = Scripted(dies_after(2, writer(GOOD, LENIENT, GARBAGE)))
+    monkeypatch.setattr(api_module, "load_model", lambda spec=None, **options: backend)
+    monkeypatch.setattr(cli_module, "ChallengeConfig", lambda **kw: ChallengeConfig(chunk=1, **kw))
+    out = tmp_path / "tasks.jsonl"
+    saved = tmp_path / "tasks.attempts.jsonl"
+    args = ["challenge", "--tools", "calculator", "-n", "3", "--strategy", "seeded"]
+    args += ["--out", str(out), "--json", "--workers", "2"]
+    died = CliRunner().invoke(cli_module.cli, args)
+    assert isinstance(died.exception, EngineDied)
+    assert len(saved.read_text().splitlines()) == 2 and not out.exists()
+
+    backend.script = writer(GARBAGE)
+    refused = CliRunner().invoke(cli_module.cli, args)
+    assert isinstance(refused.exception, ScError)  # `sc` prints it as one line
+    assert "did not finish: pass --resume" in str(refused.exception)
+    assert len(saved.read_text().splitlines()) == 2  # nothing lost
+
+    resumed = CliRunner().invoke(cli_module.cli, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    data = json.loads(resumed.stdout)
+    assert data["attempts"] == 3 and data["kept"] == 1 and data["stages"]["parses"] == 2
+    assert not saved.exists()  # the kept and rejected files hold every attempt now
+    assert len(out.read_text().splitlines()) == 1
+    assert len((tmp_path / "tasks.rejected.jsonl").read_text().splitlines()) == 2
+
+
 def test_sc_challenge_rejects_an_unknown_strategy(run_sc, tmp_path):
     result = run_sc("challenge", "--tools", "calculator", "--strategy", "nope", cwd=tmp_path)
     assert result.returncode == 1

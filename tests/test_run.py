@@ -10,11 +10,14 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+import sc_core.run as run_module
 from sc_core import plugins
+from sc_core.challenge import ChallengeConfig
 from sc_core.errors import ScError
 from sc_core.models import Generation, ModelBackend, resolve_model
 from sc_core.run import Events, Run, RunConfig
@@ -50,6 +53,8 @@ class Scripted(ModelBackend):
 
     name = "scripted"
     calls: list[str] = []
+    writes_left: int | None = None
+    """Tasks written before the engine dies (None: it never does)."""
 
     def __init__(self, model: str, **options):
         super().__init__(model, **options)
@@ -66,6 +71,10 @@ class Scripted(ModelBackend):
         for prompt in prompts:
             text = self._tokenizer.decode(prompt)
             if text.endswith("<instruction>"):
+                if Scripted.writes_left is not None:
+                    if Scripted.writes_left == 0:
+                        raise RuntimeError("engine died")
+                    Scripted.writes_left -= 1
                 n = next(NUMBERS)
                 reply = TASK.format(n=n, total=n * 7)
                 Scripted.calls.append(f"write {self.model_id}")
@@ -110,6 +119,7 @@ def fakes(monkeypatch):
     monkeypatch.setitem(plugins.registry("register_models"), "scripted", Scripted)
     monkeypatch.setitem(plugins.registry("register_rl_backends"), "copy", Copy)
     Scripted.calls = []
+    Scripted.writes_left = None
 
 
 def config(**overrides) -> RunConfig:
@@ -206,6 +216,23 @@ def test_resume_after_a_crash_in_training_repeats_only_that_phase(tmp_path):
     assert {n: (folder / n).stat().st_mtime_ns for n in stamps} == stamps
     assert not (tmp_path / "t/checkpoints/iter-001.partial").exists()
     assert (tmp_path / "t/checkpoints/iter-001/config.json").is_file()
+
+
+def test_resume_after_a_crash_in_the_challenge_phase_keeps_the_saved_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_module, "ChallengeConfig", partial(ChallengeConfig, chunk=2))
+    Scripted.writes_left = 3  # the first chunk of two is saved; the second dies
+    with pytest.raises(RuntimeError, match="engine died"):
+        Run.create(config(), tmp_path).go()
+    folder = tmp_path / "t/iterations/001"
+    assert [row["seed"] for row in rows(folder / "attempts.jsonl")] == [100_000, 100_001]
+    assert not (folder / "filter.json").exists()
+
+    Scripted.writes_left, Scripted.calls = None, []
+    Run.resume(tmp_path / "t").go()
+    assert Scripted.calls.count("write smollm2") == 2  # only the attempts that were lost
+    assert json.loads((folder / "filter.json").read_text())["attempts"] == 4
+    assert len(rows(folder / "kept.jsonl")) == 4
+    assert not (folder / "attempts.jsonl").exists()  # kept.jsonl and rejected.jsonl hold them
 
 
 def test_no_kept_task_skips_training_and_says_so(tmp_path):
