@@ -251,6 +251,8 @@ class AttemptLog:
             try:
                 row = json.loads(line)
                 Attempt.from_dict(row)
+                if not isinstance(row.get("model"), str):
+                    raise ValueError("it names no model")
             except (ValueError, TypeError, KeyError, AttributeError) as error:
                 raise ScError(f"{self.path}:{number}: not a saved attempt ({error})") from None
             if any(row.get(name) != value for name, value in self.key.items()):
