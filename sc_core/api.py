@@ -90,7 +90,7 @@ class ChallengeResult:
 def rejected_row(verdict: Verdict) -> dict[str, Any]:
     """A rejected line as saved: the task (or the raw line when it did not parse) and why."""
     item = verdict.item
-    row = item.task.to_dict() if item.task else {"line": item.line, "raw": item.raw}
+    row = item.task.to_dict() if item.task else {"line": item.line, "raw": item.raw} | item.origin
     row["rejection"] = {"stage": verdict.stage, "reason": verdict.reason}
     return row
 

@@ -214,22 +214,19 @@ def task_lines(attempts: list[Attempt], toolset: str, strategy: str, model: str)
     text and reason."""
     lines = []
     for number, attempt in enumerate(attempts, 1):
+        origin = {
+            "toolset": toolset,
+            "seed": attempt.seed,
+            "provenance": {"strategy": strategy, "model": model, "exploration": attempt.messages},
+        }
         try:
             cat = parse_cat(attempt.text)
         except ValueError as error:
-            lines.append(TaskLine(number, None, attempt.text, f"unparseable task: {error}"))
+            reason = f"unparseable task: {error}"
+            lines.append(TaskLine(number, None, attempt.text, reason, origin))
             continue
-        cat.update(
-            toolset=toolset,
-            seed=attempt.seed,
-            provenance={
-                "strategy": strategy,
-                "model": model,
-                "exploration": attempt.messages,
-                "raw": attempt.text,
-            },
-        )
-        lines.append(parse_line(number, json.dumps(cat)))
+        origin["provenance"]["raw"] = attempt.text
+        lines.append(parse_line(number, json.dumps(cat | origin)))
     return lines
 
 

@@ -85,6 +85,9 @@ class TaskLine:
     task: CodeAsTask | None
     raw: str
     error: str | None = None
+    origin: dict[str, Any] = field(default_factory=dict)
+    """Where a line that is not a task came from (a challenger's seed and provenance), kept in
+    its rejection row."""
 
     @property
     def id(self) -> str:

@@ -374,6 +374,8 @@ def test_sc_challenge_command(tmp_path, monkeypatch):
     assert kept[0]["provenance"]["strategy"] == "seeded"
     assert [row["rejection"]["stage"] for row in rejected] == ["failures_fail", "parses"]
     assert rejected[1]["raw"] == written(GARBAGE)
+    assert (rejected[1]["seed"], rejected[1]["toolset"]) == (2, "calculator")
+    assert rejected[1]["provenance"]["strategy"] == "seeded"  # an unparseable one says whose
 
 
 # -- saved attempts: a killed challenge resumes -------------------------------------------------
