@@ -124,12 +124,25 @@ def read_tasks(path: str | os.PathLike) -> Iterator[TaskLine]:
             yield parse_line(number, raw)
 
 
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file under the process's umask. Read once, at import:
+    reading the umask sets it for a moment, which threads could see."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file atomically: readers see the old file or the whole new one, never a part."""
+    """Write a file atomically: readers see the old file or the whole new one, never a part.
+    The file gets the mode a plain ``open()`` would give it (mkstemp's own is 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

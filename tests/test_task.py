@@ -217,6 +217,14 @@ def test_write_jsonl_failure_midway_keeps_the_old_file_and_no_temp(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_written_files_get_the_mode_open_would_give(tmp_path):
+    """Not mkstemp's 0600: a run directory is read by others (a team, a web server)."""
+    write_jsonl(tmp_path / "atomic.jsonl", [{"n": 1}])
+    (tmp_path / "plain.jsonl").write_text("")
+    modes = {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()}
+    assert modes["atomic.jsonl"] == modes["plain.jsonl"]
+
+
 def test_write_jsonl_failure_on_a_new_file_leaves_nothing(tmp_path):
     path = tmp_path / "fresh.jsonl"
     with pytest.raises(TypeError):
