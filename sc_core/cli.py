@@ -232,20 +232,28 @@ def models(as_json: bool) -> None:
     "--constrained", is_flag=True, help="Grammar-constrained decoding of the task (vllm backends)."
 )
 @click.option(
+    "--chunk", type=int, default=ChallengeConfig.chunk, show_default=True,
+    help="Attempts generated, then saved, together (more keeps a GPU busier).",
+)  # fmt: skip
+@click.option(
     "--resume", is_flag=True, help="Go on with the attempts a killed challenge saved for --out."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print {attempts, kept, stages} as JSON.")
 @sandbox_options
 def challenge(
     tools_spec, attempts, model, challenger_model, strategy, examples, out, seed, constrained,
-    resume, as_json, sandbox_name, workers, timeout,
+    chunk, resume, as_json, sandbox_name, workers, timeout,
 ) -> None:  # fmt: skip
     """Let the model explore a toolset and write Code-as-Tasks; keep those the filter passes.
 
     Attempts are saved beside --out as they are made (OUT.attempts.jsonl) until the filter's
     results are written; --resume goes on with them after a kill."""
+    if chunk < 1:
+        raise ScError("--chunk must be at least 1")
     config = ChallengeConfig(
-        examples=tuple(load_task_file(examples)) if examples else (), constrained=constrained
+        examples=tuple(load_task_file(examples)) if examples else (),
+        constrained=constrained,
+        chunk=chunk,
     )
     stem = str(Path(out).with_suffix(""))
     saved = Path(stem + ".attempts.jsonl")
@@ -402,6 +410,10 @@ def train(
     help="Whether the challenger is the latest checkpoint or stays the starting model.",
 )  # fmt: skip
 @click.option("--constrained", is_flag=True, help="Grammar-constrained task writing (vllm).")
+@click.option(
+    "--challenge-chunk", type=int, default=RunConfig.challenge_chunk, show_default=True,
+    help="Challenger attempts generated, then saved, together.",
+)  # fmt: skip
 @click.option(
     "--tasks",
     "extra_tasks",

@@ -52,6 +52,9 @@ class RunConfig:
     """With no challenger model: the challenger is the latest checkpoint (else the start model)."""
     constrained: bool = False
     """Grammar-constrained decoding of the tasks (vllm backends)."""
+    challenge_chunk: int = ChallengeConfig.chunk
+    """Challenger attempts generated, then saved, together (a cut challenge phase keeps the
+    chunks it saved); more keeps a GPU busier."""
     backend: str = "rft"
     """RL backend: ``rft`` (the paper's main setting) or ``grpo``."""
     options: dict[str, str] = field(default_factory=dict)
@@ -280,6 +283,7 @@ class Run:
                 max_new_tokens=config.task_tokens,
                 temperature=config.temperature,
                 constrained=config.constrained,
+                chunk=config.challenge_chunk,
             ),
             seed=config.seed + 100_000 * number,
             pool=pool,
@@ -455,3 +459,5 @@ def validate(config: RunConfig) -> None:
             raise ScError(f"no such task file: {path}")
     if config.iterations < 1 or config.tasks_per_iteration < 0:
         raise ScError("--iterations must be at least 1 and --tasks-per-iteration at least 0")
+    if config.challenge_chunk < 1:
+        raise ScError("--challenge-chunk must be at least 1")

@@ -446,11 +446,10 @@ def test_saved_attempts_of_another_challenge_are_an_error(tmp_path, pool):
 def test_sc_challenge_resume(tmp_path, monkeypatch):
     backend = Scripted(dies_after(2, writer(GOOD, LENIENT, GARBAGE)))
     monkeypatch.setattr(api_module, "load_model", lambda spec=None, **options: backend)
-    monkeypatch.setattr(cli_module, "ChallengeConfig", lambda **kw: ChallengeConfig(chunk=1, **kw))
     out = tmp_path / "tasks.jsonl"
     saved = tmp_path / "tasks.attempts.jsonl"
     args = ["challenge", "--tools", "calculator", "-n", "3", "--strategy", "seeded"]
-    args += ["--out", str(out), "--json", "--workers", "2"]
+    args += ["--out", str(out), "--json", "--workers", "2", "--chunk", "1"]
     died = CliRunner().invoke(cli_module.cli, args)
     assert isinstance(died.exception, EngineDied)
     assert len(saved.read_text().splitlines()) == 2 and not out.exists()

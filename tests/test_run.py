@@ -10,14 +10,11 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import pytest
 
-import sc_core.run as run_module
 from sc_core import plugins
-from sc_core.challenge import ChallengeConfig
 from sc_core.errors import ScError
 from sc_core.models import Generation, ModelBackend, resolve_model
 from sc_core.run import Events, Run, RunConfig
@@ -219,10 +216,9 @@ def test_resume_after_a_crash_in_training_repeats_only_that_phase(tmp_path):
 
 
 def test_resume_after_a_crash_in_the_challenge_phase_keeps_the_saved_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(run_module, "ChallengeConfig", partial(ChallengeConfig, chunk=2))
     Scripted.writes_left = 3  # the first chunk of two is saved; the second dies
     with pytest.raises(RuntimeError, match="engine died"):
-        Run.create(config(), tmp_path).go()
+        Run.create(config(challenge_chunk=2), tmp_path).go()
     folder = tmp_path / "t/iterations/001"
     assert [row["seed"] for row in rows(folder / "attempts.jsonl")] == [100_000, 100_001]
     assert not (folder / "filter.json").exists()
@@ -285,6 +281,7 @@ def test_an_existing_run_is_not_overwritten(tmp_path):
         ({"shaper": "nope"}, "unknown reward shaper 'nope'"),
         ({"tools": "no_such_toolset_xyz"}, "no_such_toolset_xyz"),
         ({"eval_tasks": "/nonexistent.jsonl"}, "no such task file"),
+        ({"challenge_chunk": 0}, "--challenge-chunk must be at least 1"),
         ({"options": {"nope": "1"}}, "CopySettings has no setting 'nope'"),
     ],
 )
