@@ -9,13 +9,24 @@ when a model is loaded, not when sc starts.
 from __future__ import annotations
 
 import os
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from sc_core import hookimpl
 from sc_core.errors import ScError
 from sc_core.models import Generation, ModelBackend, SamplingParams, resolve_model
 from sc_core.prefix_cache import BLOCK, Cached, PrefixCache
+
+
+@cache
+def cache_name() -> str:
+    """What transformers calls a model's key/value cache, in arguments and outputs: ``cache``
+    since 5.2x, ``past_key_values`` before (the old name still works, with a warning, until
+    6.0)."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    fields = CausalLMOutputWithPast.__dataclass_fields__
+    return "cache" if "cache" in fields else "past_key_values"
 
 
 class TransformersBackend(ModelBackend):
@@ -130,7 +141,7 @@ class TransformersBackend(ModelBackend):
         import torch
 
         out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True)
-        layers = out.past_key_values.layers
+        layers = getattr(out, cache_name()).layers
         return Cached(ids, [(layer.keys[0], layer.values[0]) for layer in layers])
 
     def _past(self, known: list[tuple[int, Cached | None]]) -> Any:
@@ -208,8 +219,8 @@ class TransformersBackend(ModelBackend):
             eos_token_id=sorted(stop),
             return_dict_in_generate=True,
             output_scores=params.logprobs,
-            past_key_values=cache,
             use_cache=True,
+            **{cache_name(): cache},
             **sampling,
         )
         new = out.sequences[:, width:]
@@ -232,7 +243,7 @@ class TransformersBackend(ModelBackend):
                 )
             )
         if reuse:
-            self._keep(prompts, generated, out.past_key_values, mask, width)
+            self._keep(prompts, generated, getattr(out, cache_name()), mask, width)
         return results
 
 
