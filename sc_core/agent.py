@@ -18,8 +18,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .errors import ScError
 from .models import Generation, ModelBackend, Request, SamplingParams
-from .toolcalls import ParsedTurn, ToolCall, ToolCallFormat, detect_format, render_tool_result
+from .toolcalls import (
+    ANSWER_PROTOCOLS,
+    FINAL_ANSWER_TOOL,
+    ParsedTurn,
+    ToolCall,
+    ToolCallFormat,
+    detect_format,
+    render_tool_result,
+)
 from .tools import ToolError, Toolset
 
 SYSTEM_PROMPT = (
@@ -36,11 +45,25 @@ class AgentConfig:
     """Assistant turns per episode."""
     max_new_tokens: int = 256
     """Tokens per assistant turn."""
-    max_total_tokens: int = 2048
+    max_total_tokens: int = 4096
     """Prompt plus everything after it, per episode."""
     temperature: float = 0.7
     top_p: float = 1.0
     system_prompt: str = SYSTEM_PROMPT
+    answer_protocol: str = "tag"
+    """How the model is told to give its final answer: ``tag`` (``<answer>VALUE</answer>``),
+    ``plain`` (a turn with no tool call is the answer) or ``tool`` (a ``final_answer`` tool
+    is added to the toolset's); see :data:`sc_core.toolcalls.ANSWER_PROTOCOLS`. Every
+    protocol accepts the others' answers."""
+    answer_reminder: bool = True
+    """End each turn's last tool result with the protocol's reminder of how to answer."""
+
+    def __post_init__(self) -> None:
+        if self.answer_protocol not in ANSWER_PROTOCOLS:
+            raise ScError(
+                f"unknown answer protocol {self.answer_protocol!r}; "
+                f"available: {', '.join(ANSWER_PROTOCOLS)}"
+            )
 
 
 @dataclass
@@ -98,8 +121,11 @@ class ChatRenderer:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def system_message(self, base: str, tools: list[dict]) -> dict[str, str]:
-        return {"role": "system", "content": f"{base}\n\n{self.fmt.system_prompt(tools)}".strip()}
+    def system_message(
+        self, base: str, tools: list[dict], answer: str = ANSWER_PROTOCOLS["tag"].instructions
+    ) -> dict[str, str]:
+        content = f"{base}\n\n{self.fmt.system_prompt(tools, answer)}".strip()
+        return {"role": "system", "content": content}
 
     def delta(
         self, messages: list[dict], added: list[dict], tools: list[dict], closed: bool
@@ -149,9 +175,12 @@ class Agent:
         self.renderer = ChatRenderer(model.tokenizer, self.fmt)
 
     def start(self, spec: EpisodeSpec) -> _Running:
+        protocol = ANSWER_PROTOCOLS[self.config.answer_protocol]
         tools = [tool.spec() for tool in spec.toolset.tools.values()]
+        if protocol.tool and FINAL_ANSWER_TOOL not in spec.toolset.tools:
+            tools.append(protocol.tool)
         system = self.renderer.system_message(
-            spec.system_prompt or self.config.system_prompt, tools
+            spec.system_prompt or self.config.system_prompt, tools, protocol.instructions
         )
         messages = [system, {"role": "user", "content": spec.instruction}]
         prompt = self.renderer.encode(self.renderer.text(messages, tools, generation_prompt=True))
@@ -217,7 +246,8 @@ class Agent:
             if not over:
                 self._continue(run, [], "Your turn was too long. Be brief.", closed=False)
             return
-        parsed: ParsedTurn = self.fmt.parse(generation.text, tool_names=set(run.spec.toolset.tools))
+        names = {tool["function"]["name"] for tool in run.tools}
+        parsed: ParsedTurn = self.fmt.parse(generation.text, tool_names=names)
         if parsed.tool_calls:
             assistant["tool_calls"] = [
                 {"type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -228,13 +258,28 @@ class Agent:
             episode.invalid_turns.append(parsed.error)
             self._continue(run, [], f"Your last turn could not be understood: {parsed.error}")
         elif parsed.tool_calls:
-            results = [self._call(run, call) for call in parsed.tool_calls]
-            self._continue(run, results, None)
+            self._run_calls(run, parsed.tool_calls)
         elif parsed.has_answer:
             episode.answer, episode.has_answer, episode.finish = parsed.answer, True, "answer"
         else:
             episode.invalid_turns.append("no tool call and no answer")
             self._continue(run, [], "Call a tool or give the final answer.")
+
+    def _run_calls(self, run: _Running, calls: list[ToolCall]) -> None:
+        """Run a turn's calls in order; a call of the answer tool (where the toolset has none
+        of its own) ends the episode with its ``answer`` argument, after the calls before it."""
+        results = []
+        for call in calls:
+            if call.name == FINAL_ANSWER_TOOL and call.name not in run.spec.toolset.tools:
+                run.episode.answer = call.arguments.get("answer")
+                run.episode.has_answer, run.episode.finish = True, "answer"
+                run.episode.messages += results
+                return
+            results.append(self._call(run, call))
+        if self.config.answer_reminder and results:
+            reminder = ANSWER_PROTOCOLS[self.config.answer_protocol].reminder
+            results[-1]["content"] += f"\n\n{reminder}"
+        self._continue(run, results, None)
 
     def _call(self, run: _Running, call: ToolCall) -> dict[str, Any]:
         run.episode.tool_calls += 1

@@ -181,6 +181,18 @@ def evaluate(
         return run_episodes(tasks, executor, opened, k, toolset(tools) if tools else None, on_step)
 
 
+@contextmanager
+def _sampler(given: ModelBackend | None, spec: Model) -> Iterator[ModelBackend | None]:
+    """The engine training rollouts are sampled from: ``given``, else the model ``spec`` names,
+    loaded (and closed) here; None when neither, and the trainer samples from the weights it
+    trains."""
+    if given is not None or spec is None:
+        yield given
+        return
+    with _model(spec) as backend:
+        yield backend
+
+
 def train(
     tasks: list[CodeAsTask],
     out: str | os.PathLike,
@@ -194,17 +206,28 @@ def train(
     pool: SandboxPool | None = None,
     on_metrics: Callable[[dict[str, Any]], None] | None = None,
     on_samples: Callable[[list[Sample]], None] | None = None,
+    rollout_model: ModelBackend | None = None,
+    teacher: Model = None,
 ) -> Path:
     """Train the executor ``model`` (a checkpoint path, hub id, alias or ``backend:model``
     spec) on ``tasks``; returns the saved checkpoint, which ``sc eval --model DIR`` and
-    transformers load."""
+    transformers load.
+
+    Training runs in transformers. Where the spec's backend is another (vLLM, the default
+    where it is installed), the first rollouts are sampled from that backend: from
+    ``rollout_model`` when the caller already serves the model, else from one loaded here.
+    ``teacher``, a stronger model with the same tokenizer, samples them instead (distillation:
+    the executor imitates the teacher's successful episodes)."""
     if not tasks:
         raise ScError("no tasks to train on")
     trainer = backend if isinstance(backend, RLBackend) else get_backend(backend, options)
-    with _pool(pool) as opened:
+    serving, path = parse_model_spec(model)
+    sampler_spec = teacher or (None if serving == "transformers" else f"{serving}:{path}")
+    with _pool(pool) as opened, _sampler(rollout_model, sampler_spec) as sampler:
         job = TrainJob(
             tasks=tasks,
-            model=parse_model_spec(model)[1],  # training runs in transformers: the path only
+            model=path,  # training runs in transformers: the path only
+            rollout_model=sampler,
             out_dir=Path(out),
             pool=opened,
             shaper=get_shaper(shaper),

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .agent import Agent
+from .agent import Agent, AgentConfig
 from .errors import ScError
 from .models import ModelBackend, SamplingParams
 from .task import CodeAsTask, TaskLine, parse_line, write_jsonl
@@ -139,6 +139,8 @@ class ChallengeConfig:
     """Assistant turns of tool exploration before writing (``explore``)."""
     explore_tokens: int = 192
     """Tokens per exploration turn (``explore``)."""
+    explore_total_tokens: int = AgentConfig.max_total_tokens
+    """Prompt plus everything after it, per exploration (``explore``)."""
     max_new_tokens: int = 640
     """Tokens for the written task."""
     temperature: float = 0.8

@@ -7,30 +7,34 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
 from . import api
 from .agent import AgentConfig
 from .challenge import ChallengeConfig
 from .errors import ScError
-from .models import ALIASES, DEFAULT_MODEL, embedded_gguf
+from .model_sources import model_sources
+from .models import default_model
 from .plugins import call_each, plugin_info, registry
+from .progress import progress_for
 from .report import summary_rows, write_report
 from .run import Events, Run, RunConfig
 from .sandbox import Limits, SandboxPool, get_sandbox
 from .task import CodeAsTask, read_tasks, write_json, write_jsonl
+from .toolcalls import ANSWER_PROTOCOLS
 from .tools import load_toolset
 from .train import parse_options
-from .verify import FilterReport, run_filter
+from .verify import FilterReport, Verdict, run_filter
 
 console = Console(stderr=True)
 stdout = Console(highlight=False)
+MODEL_DEFAULT = "default: qwen-coder-0.5b where installed, else smollm2; see sc models"
 
 
 def emit_json(data: Any) -> None:
@@ -84,18 +88,6 @@ def tools(spec: str, as_json: bool) -> None:
         toolset.close()
 
 
-def progress_bar(label: str) -> Progress:
-    return Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"),
-        console=console,
-        transient=True,
-    )
-
-
 def print_filter_summary(report: FilterReport) -> None:
     total = len(report.verdicts)
     table = Table(
@@ -132,6 +124,44 @@ def sandbox_options(command):
     return click.option(
         "--sandbox", "sandbox_name", help="Sandbox to run code in (default: bwrap on Linux)."
     )(command)  # fmt: skip
+
+
+def episode_options(
+    max_turns: int,
+    max_new_tokens: int,
+    max_total_tokens: int = AgentConfig.max_total_tokens,
+    episode: str = "episode",
+) -> Callable[[Callable], Callable]:
+    """--max-turns, --max-new-tokens and --max-total-tokens (AgentConfig's limits), shared by
+    every command that runs episodes so that they mean the same everywhere; the defaults are
+    each command's own."""
+    limits = [
+        ("--max-turns", max_turns, f"Assistant turns per {episode}."),
+        ("--max-new-tokens", max_new_tokens, "Tokens per assistant turn."),
+        ("--max-total-tokens", max_total_tokens, f"Tokens per {episode}, prompt included."),
+    ]
+
+    def decorate(command: Callable) -> Callable:
+        for flag, default, help_text in reversed(limits):
+            option = click.option(
+                flag, type=int, default=default, show_default=True, help=help_text
+            )
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def answer_option(command: Callable) -> Callable:
+    """--answer-protocol, shared by every command that runs executor episodes."""
+    return click.option(
+        "--answer-protocol",
+        type=click.Choice(list(ANSWER_PROTOCOLS)),
+        default=AgentConfig.answer_protocol,
+        show_default=True,
+        help="How the executor is told to answer: an <answer> tag, a plain last turn, or a "
+        "final_answer tool.",
+    )(command)
 
 
 def open_pool(sandbox_name: str | None, workers: int, timeout: float) -> SandboxPool:
@@ -175,13 +205,14 @@ def verify(
     """Run the CaT filter on TASKS (JSONL) and report what survives each stage."""
     items = list(read_tasks(tasks))
     tools = load_toolset(tools_spec) if tools_spec else None
-    with progress_bar("verifying") as progress, open_pool(sandbox_name, workers, timeout) as pool:
-        bar = progress.add_task("verify", total=len(items), status="")
-        counts = {"kept": 0}
+    with open_pool(sandbox_name, workers, timeout) as pool, progress_for(console) as progress:
+        progress.start("verify", len(items), "tasks")
+        kept = 0
 
-        def advance(verdict):
-            counts["kept"] += verdict.kept
-            progress.update(bar, advance=1, status=f"{counts['kept']} pass so far")
+        def advance(verdict: Verdict) -> None:
+            nonlocal kept
+            kept += verdict.kept
+            progress.advance(f"{kept} pass so far")
 
         report = run_filter(items, pool, tools, on_done=advance)
     if kept_path:
@@ -197,24 +228,33 @@ def verify(
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print backends and aliases as JSON.")
 def models(as_json: bool) -> None:
-    """List the inference backends and the model aliases."""
+    """List the inference backends, the model aliases (where their weights come from, and
+    whether they are on this machine) and the default model."""
     backends = registry("register_models")
-    gguf = embedded_gguf()
     aliases = {
-        alias: f"{hub_id} (embedded: {gguf})" if gguf else hub_id
-        for alias, hub_id in ALIASES.items()
+        alias: {"description": source.description} | source.status().to_dict()
+        for alias, source in model_sources().items()
     }
+    default = default_model()
     if as_json:
-        emit_json({"backends": sorted(backends), "aliases": aliases, "default": DEFAULT_MODEL})
+        emit_json({"backends": sorted(backends), "aliases": aliases, "default": default})
         return
     table = Table("backend", "description")
     for name, cls in sorted(backends.items()):
         table.add_row(name, (cls.__doc__ or "").strip().splitlines()[0])
     stdout.print(table)
-    for alias, target in aliases.items():
-        stdout.print(f"alias {alias} -> {target}", soft_wrap=True)
+    table = Table(
+        Column("alias", no_wrap=True),
+        Column("model", overflow="fold"),
+        Column("weights", overflow="fold"),
+        Column("here", no_wrap=True),
+    )
+    for alias, row in aliases.items():
+        here = "available" if row["available"] else "not here"
+        table.add_row(alias, row["description"], row["where"], here)
+    stdout.print(table)
     stdout.print(
-        f"default model: {DEFAULT_MODEL}; a spec is [backend:]model, e.g. vllm:smollm2",
+        f"default model: {default}; a spec is [backend:]model, e.g. vllm:smollm2",
         markup=False,
     )
 
@@ -222,7 +262,7 @@ def models(as_json: bool) -> None:
 @cli.command()
 @click.option("--tools", "tools_spec", required=True, help="The toolset to write tasks for.")
 @click.option("-n", "attempts", type=int, default=20, show_default=True, help="Attempts.")
-@click.option("--model", help="Model spec (default: the embedded SmolLM2-135M-Instruct).")
+@click.option("--model", help=f"Model spec ({MODEL_DEFAULT}).")
 @click.option("--challenger-model", help="A different model to write the tasks (distillation).")
 @click.option("--strategy", default="explore", show_default=True, help="Challenger strategy.")
 @click.option("--examples", type=click.Path(dir_okay=False), help="Example tasks for seeded.")
@@ -239,10 +279,21 @@ def models(as_json: bool) -> None:
     "--resume", is_flag=True, help="Go on with the attempts a killed challenge saved for --out."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print {attempts, kept, stages} as JSON.")
+@episode_options(
+    ChallengeConfig.explore_turns,
+    ChallengeConfig.explore_tokens,
+    ChallengeConfig.explore_total_tokens,
+    episode="exploration episode (explore strategy)",
+)
+@click.option(
+    "--task-tokens", type=int, default=ChallengeConfig.max_new_tokens, show_default=True,
+    help="Tokens for each task the challenger writes.",
+)  # fmt: skip
 @sandbox_options
 def challenge(
     tools_spec, attempts, model, challenger_model, strategy, examples, out, seed, constrained,
-    chunk, resume, as_json, sandbox_name, workers, timeout,
+    chunk, resume, as_json, max_turns, max_new_tokens, max_total_tokens, task_tokens,
+    sandbox_name, workers, timeout,
 ) -> None:  # fmt: skip
     """Let the model explore a toolset and write Code-as-Tasks; keep those the filter passes.
 
@@ -251,6 +302,10 @@ def challenge(
     if chunk < 1:
         raise ScError("--chunk must be at least 1")
     config = ChallengeConfig(
+        explore_turns=max_turns,
+        explore_tokens=max_new_tokens,
+        explore_total_tokens=max_total_tokens,
+        max_new_tokens=task_tokens,
         examples=tuple(load_task_file(examples)) if examples else (),
         constrained=constrained,
         chunk=chunk,
@@ -262,11 +317,14 @@ def challenge(
             f"{saved} holds the attempts of a challenge that did not finish: pass --resume to "
             "go on with them, or remove it"
         )
-    with (
-        progress_bar(f"challenging ({strategy})") as progress,
-        open_pool(sandbox_name, workers, timeout) as pool,
-    ):
-        bar = progress.add_task("challenge", total=attempts, status="")
+    with open_pool(sandbox_name, workers, timeout) as pool, progress_for(console) as progress:
+        progress.start(f"challenge ({strategy})", attempts, "attempts")
+
+        def on_verified(_: Verdict) -> None:
+            if progress.label != "filter":
+                progress.start("filter", attempts, "tasks")
+            progress.advance()
+
         result = api.challenge(
             tools_spec,
             attempts,
@@ -275,8 +333,8 @@ def challenge(
             config=config,
             seed=seed,
             pool=pool,
-            on_attempts=lambda done: progress.update(bar, completed=done, status="writing"),
-            on_verified=lambda _: progress.update(bar, status="verifying"),
+            on_attempts=progress.update,
+            on_verified=on_verified,
             attempts_file=saved,
         )
     write_jsonl(out, [task.to_dict() for task in result.kept])
@@ -293,9 +351,11 @@ def challenge(
 @cli.command(name="eval")
 @click.option("--tasks", "tasks_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--tools", "tools_spec", help="Toolset spec for every task (default: each task's).")
-@click.option("--model", help="Model spec (default: the embedded SmolLM2-135M-Instruct).")
+@click.option("--model", help=f"Model spec ({MODEL_DEFAULT}).")
 @click.option("-k", "k", type=int, default=1, show_default=True, help="Episodes per task.")
-@click.option("--max-turns", type=int, default=AgentConfig.max_turns, show_default=True)
+@click.option("--limit", type=int, metavar="N", help="Evaluate only the first N tasks of the file.")
+@episode_options(AgentConfig.max_turns, AgentConfig.max_new_tokens)
+@answer_option
 @click.option("--temperature", type=float, default=AgentConfig.temperature, show_default=True)
 @click.option(
     "--out", help="Folder for trajectories.jsonl and results.json (default: runs/eval-TIME)."
@@ -303,22 +363,25 @@ def challenge(
 @click.option("--json", "as_json", is_flag=True, help="Print {pass_at_1, pass_at_k, k, tasks}.")
 @sandbox_options
 def eval_command(
-    tasks_path, tools_spec, model, k, max_turns, temperature, out, as_json,
-    sandbox_name, workers, timeout,
+    tasks_path, tools_spec, model, k, limit, max_turns, max_new_tokens, max_total_tokens,
+    answer_protocol, temperature, out, as_json, sandbox_name, workers, timeout,
 ) -> None:  # fmt: skip
     """Solve each task k times in multi-turn tool-use episodes; report pass@1 and pass@k."""
-    tasks = load_task_file(tasks_path)
+    if limit is not None and limit < 1:
+        raise ScError("--limit must be at least 1")
+    tasks = load_task_file(tasks_path)[:limit]
+    agent = AgentConfig(
+        max_turns=max_turns,
+        max_new_tokens=max_new_tokens,
+        max_total_tokens=max_total_tokens,
+        temperature=temperature,
+        answer_protocol=answer_protocol,
+    )
     out_dir = Path(out or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
-    with open_pool(sandbox_name, workers, timeout) as pool, progress_bar("solving") as progress:
-        bar = progress.add_task("eval", total=len(tasks) * k, status="")
+    with open_pool(sandbox_name, workers, timeout) as pool, progress_for(console) as progress:
+        progress.start("eval", len(tasks) * k, "episodes")
         report = api.evaluate(
-            tasks,
-            tools_spec,
-            model,
-            k=k,
-            agent=AgentConfig(max_turns=max_turns, temperature=temperature),
-            pool=pool,
-            on_step=lambda done: progress.update(bar, completed=done),
+            tasks, tools_spec, model, k=k, agent=agent, pool=pool, on_step=progress.update
         )
     result = report.to_dict()
     write_jsonl(out_dir / "trajectories.jsonl", [item.to_dict() for item in report.scored])
@@ -357,27 +420,36 @@ def backend_options(command):
 @cli.command()
 @click.argument("tasks_path", metavar="TASKS", type=click.Path(dir_okay=False))
 @click.option("--tools", "tools_spec", help="Toolset spec for every task (default: each task's).")
-@click.option("--model", help="Starting checkpoint: a path, hub id or alias (default: smollm2).")
+@click.option("--model", help=f"Starting checkpoint: a path, hub id or alias ({MODEL_DEFAULT}).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Checkpoint folder.")
-@click.option("--max-turns", type=int, default=AgentConfig.max_turns, show_default=True)
-@click.option("--max-new-tokens", type=int, default=AgentConfig.max_new_tokens, show_default=True)
+@click.option(
+    "--teacher", help="A stronger model whose rollouts the executor learns from (distillation)."
+)
+@episode_options(AgentConfig.max_turns, AgentConfig.max_new_tokens)
+@answer_option
 @backend_options
 @sandbox_options
 def train(
-    tasks_path, tools_spec, model, out, max_turns, max_new_tokens, backend, options, shaper,
-    sandbox_name, workers, timeout,
+    tasks_path, tools_spec, model, out, teacher, max_turns, max_new_tokens, max_total_tokens,
+    answer_protocol, backend, options, shaper, sandbox_name, workers, timeout,
 ) -> None:  # fmt: skip
     """Train the executor on the Code-as-Tasks in TASKS and save a checkpoint in --out."""
     tasks = load_task_file(tasks_path)
-    agent = AgentConfig(max_turns=max_turns, max_new_tokens=max_new_tokens)
+    agent = AgentConfig(
+        max_turns=max_turns,
+        max_new_tokens=max_new_tokens,
+        max_total_tokens=max_total_tokens,
+        answer_protocol=answer_protocol,
+    )
     metrics: list[dict[str, Any]] = []
-    with open_pool(sandbox_name, workers, timeout) as pool, progress_bar("training") as progress:
-        bar = progress.add_task("train", total=None, status="")
+    with open_pool(sandbox_name, workers, timeout) as pool, progress_for(console) as progress:
+        progress.start("train", unit="steps")
 
         def on_metrics(row: dict[str, Any]) -> None:
             metrics.append(row)
+            step = row["step"] if isinstance(row.get("step"), int) else len(metrics)
             shown = ", ".join(f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float))
-            progress.update(bar, status=shown)
+            progress.update(step, status=shown)
 
         checkpoint = api.train(
             tasks,
@@ -390,6 +462,7 @@ def train(
             agent=agent,
             pool=pool,
             on_metrics=on_metrics,
+            teacher=teacher,
         )
     write_jsonl(Path(out) / "train_metrics.jsonl", metrics)
     stdout.print(f"checkpoint: {checkpoint} (sc eval --model {checkpoint})", soft_wrap=True)
@@ -397,7 +470,7 @@ def train(
 
 @cli.command()
 @click.option("--tools", "tools_spec", help="The toolset to challenge and train on.")
-@click.option("--model", default=RunConfig.model, show_default=True, help="Starting executor.")
+@click.option("--model", help=f"Starting executor ({MODEL_DEFAULT}).")
 @click.option("--iterations", type=int, default=RunConfig.iterations, show_default=True)
 @click.option(
     "--tasks-per-iteration", type=int, default=RunConfig.tasks_per_iteration, show_default=True,
@@ -405,6 +478,9 @@ def train(
 )  # fmt: skip
 @click.option("--strategy", default=RunConfig.strategy, show_default=True)
 @click.option("--challenger-model", help="A fixed, different model writes the tasks.")
+@click.option(
+    "--teacher", help="A stronger model whose rollouts the executor learns from (distillation)."
+)
 @click.option(
     "--challenger-follows/--challenger-fixed", default=True, show_default=True,
     help="Whether the challenger is the latest checkpoint or stays the starting model.",
@@ -432,8 +508,13 @@ def train(
     show_default=True,
     help="Train only on tasks the executor solves sometimes, not always.",
 )
-@click.option("--max-turns", type=int, default=RunConfig.max_turns, show_default=True)
-@click.option("--max-new-tokens", type=int, default=RunConfig.max_new_tokens, show_default=True)
+@episode_options(
+    RunConfig.max_turns,
+    RunConfig.max_new_tokens,
+    RunConfig.max_total_tokens,
+    episode="episode or exploration",
+)
+@answer_option
 @click.option(
     "--task-tokens",
     type=int,
@@ -457,14 +538,14 @@ def run(resume, as_json, options, name, **settings) -> None:
     settings["tools"] = settings.pop("tools_spec")
     settings["tasks"] = settings.pop("extra_tasks")
     settings["sandbox"] = settings.pop("sandbox_name")
-    with progress_bar("run") as progress:
-        bar = progress.add_task("run", total=None, status="")
+    with progress_for(console) as progress:
         events = Events(
-            phase=lambda number, phase: progress.update(
-                bar, description=f"iteration {number}: {phase}", completed=0, total=None
+            phase=lambda number, phase: progress.start(
+                f"iteration {number} {phase}",
+                unit="attempts" if phase == "challenge" else "episodes",
             ),
-            progress=lambda done, total: progress.update(bar, completed=done, total=total),
-            note=lambda message: progress.console.print(f"[yellow]note:[/yellow] {message}"),
+            progress=progress.update,
+            note=progress.note,
         )
         if resume:
             if not name:

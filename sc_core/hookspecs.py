@@ -62,5 +62,17 @@ def register_models(register):
 
 
 @hookspec
+def register_model_sources(register):
+    """Register model aliases: ``register(alias, source)``, ``source`` a
+    :class:`sc_core.model_sources.ModelSource`.
+
+    A source says where the alias's weights come from: files inside installed pip packages (one
+    GGUF file, or its parts, joined and verified), a local path, or a Hugging Face hub id. Any
+    backend then loads the alias (``--model ALIAS``, ``vllm:ALIAS``), and ``sc models`` lists it
+    with whether its weights are on this machine.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add commands to the ``sc`` click group ``cli``."""

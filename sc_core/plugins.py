@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "sc_core.default_plugins.shop",
     "sc_core.default_plugins.python_toolsets",
     "sc_core.default_plugins.sandboxes",
+    "sc_core.default_plugins.smollm2",
     "sc_core.default_plugins.transformers_backend",
     "sc_core.default_plugins.openai_backend",
     "sc_core.default_plugins.challengers",

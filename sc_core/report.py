@@ -120,6 +120,25 @@ def plot_pass(summary: list[dict[str, Any]], plt: Any) -> str | None:
     return _png(figure)
 
 
+def plot_curve(summary: list[dict[str, Any]], plt: Any) -> str | None:
+    """The learning curve: held-out pass@1 and pass@k of the starting model (iteration 0), then
+    of the checkpoint each iteration trained."""
+    rows = [row for row in summary if row.get("pass_at_1_after") is not None]
+    if not rows or summary[0].get("pass_at_1_before") is None:
+        return None
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    iterations = [0] + [row["iteration"] for row in rows]
+    for name, label in (("pass_at_1", "pass@1"), ("pass_at_k", "pass@k")):
+        values = [summary[0].get(f"{name}_before")] + [row.get(f"{name}_after") for row in rows]
+        axes.plot(iterations, [value or 0 for value in values], marker="o", label=label)
+    axes.set_xticks(iterations)
+    axes.set_xlabel("iteration (0: the starting model)")
+    axes.set_ylim(0, 1)
+    axes.set_title("Held-out pass rates per iteration")
+    axes.legend(fontsize=8)
+    return _png(figure)
+
+
 COLUMNS = {
     "iteration": "iter",
     "attempts": "attempts",
@@ -150,7 +169,8 @@ def write_report(run_dir: Path) -> Path:
 
     metrics = read_metrics(run_dir)
     summary = summary_rows(metrics)
-    plots = [plot(metrics, plt) for plot in (plot_filter, plot_reward)] + [plot_pass(summary, plt)]
+    plots = [plot(summary, plt) for plot in (plot_curve, plot_pass)]
+    plots += [plot(metrics, plt) for plot in (plot_filter, plot_reward)]
     plt.close("all")
     head = "".join(f"<th>{label}</th>" for label in COLUMNS.values())
     body = "".join(

@@ -25,7 +25,7 @@ from . import api
 from .agent import AgentConfig
 from .challenge import ChallengeConfig
 from .errors import ScError
-from .models import DEFAULT_MODEL, parse_model_spec
+from .models import ModelBackend, default_model, load_model, parse_model_spec
 from .sandbox import SandboxPool
 from .task import CodeAsTask, TaskLine, read_tasks, write_json, write_jsonl, write_text
 from .train import Sample, learnable
@@ -37,8 +37,9 @@ class RunConfig:
 
     tools: str
     """The toolset spec."""
-    model: str = DEFAULT_MODEL
-    """The starting executor, ``[backend:]model``; training always runs in transformers."""
+    model: str = field(default_factory=default_model)
+    """The starting executor, ``[backend:]model``; training always runs in transformers. The
+    default is resolved when the run is made, so its config.toml (and a resume) names it."""
     name: str = ""
     """The run directory is ``runs/<name>``."""
     iterations: int = 1
@@ -48,6 +49,9 @@ class RunConfig:
     """Challenger strategy."""
     challenger_model: str = ""
     """A fixed model that writes the tasks (distillation); empty: the executor's."""
+    teacher: str = ""
+    """A stronger model whose training rollouts the executor learns from (distillation; its
+    tokenizer must be the executor's); empty: the executor's own rollouts."""
     challenger_follows: bool = True
     """With no challenger model: the challenger is the latest checkpoint (else the start model)."""
     constrained: bool = False
@@ -78,6 +82,10 @@ class RunConfig:
     """Assistant turns per episode, and the challenger's exploration turns."""
     max_new_tokens: int = 128
     """Tokens per assistant turn (exploration turns included)."""
+    max_total_tokens: int = AgentConfig.max_total_tokens
+    """Prompt plus everything after it, per episode (explorations included)."""
+    answer_protocol: str = AgentConfig.answer_protocol
+    """How the executor is told to answer (``sc_core.toolcalls.ANSWER_PROTOCOLS``)."""
     task_tokens: int = 640
     """Tokens for each task the challenger writes."""
     temperature: float = 0.7
@@ -90,7 +98,9 @@ class RunConfig:
         return AgentConfig(
             max_turns=self.max_turns,
             max_new_tokens=self.max_new_tokens,
+            max_total_tokens=self.max_total_tokens,
             temperature=self.temperature,
+            answer_protocol=self.answer_protocol,
         )
 
     def to_toml(self) -> str:
@@ -186,6 +196,7 @@ class Run:
         self.config = config
         self.dir = RunDir(root)
         self.events = events or Events()
+        self._serving: tuple[str, ModelBackend] | None = None
 
     @classmethod
     def create(cls, config: RunConfig, runs: Path = Path("runs"), **kwargs: Any) -> Run:
@@ -212,9 +223,29 @@ class Run:
         with api.open_pool(
             self.config.sandbox or None, self.config.workers, self.config.timeout
         ) as pool:
-            for number in range(1, self.config.iterations + 1):
-                self.iterate(number, pool)
+            try:
+                for number in range(1, self.config.iterations + 1):
+                    self.iterate(number, pool)
+            finally:
+                self.release()
         return self.summary()
+
+    def serve(self, spec: str) -> ModelBackend:
+        """The loaded model ``spec`` names. One engine serves every phase that uses the same
+        model (an iteration's challenge, evaluation, learnability check and first training
+        rollouts) instead of one start per phase, which costs about a minute for vLLM on a
+        CPU; loading another model closes it."""
+        if self._serving is None or self._serving[0] != spec:
+            self.release()
+            self._serving = (spec, load_model(spec))
+        return self._serving[1]
+
+    def release(self) -> None:
+        """Close the model :meth:`serve` holds, if any."""
+        if self._serving is not None:
+            backend = self._serving[1]
+            self._serving = None
+            backend.close()
 
     def summary(self) -> dict[str, Any]:
         iterations = []
@@ -275,11 +306,12 @@ class Run:
         result = api.challenge(
             config.tools,
             config.tasks_per_iteration,
-            writer,
+            self.serve(writer),
             strategy=config.strategy,
             config=ChallengeConfig(
                 explore_turns=config.max_turns,
                 explore_tokens=config.max_new_tokens,
+                explore_total_tokens=config.max_total_tokens,
                 max_new_tokens=config.task_tokens,
                 temperature=config.temperature,
                 constrained=config.constrained,
@@ -352,7 +384,7 @@ class Run:
         report = api.evaluate(
             tasks,
             self.config.tools,
-            model,
+            self.serve(model),
             k=self.config.eval_k,
             agent=self.config.agent(),
             pool=pool,
@@ -380,7 +412,7 @@ class Run:
             report = api.evaluate(
                 tasks,
                 self.config.tools,
-                model,
+                self.serve(model),
                 k=k,
                 agent=self.config.agent(),
                 pool=pool,
@@ -425,6 +457,13 @@ class Run:
             samples.extend(sample.to_dict() for sample in batch)
             write_jsonl(samples_path, samples)
 
+        if self.config.teacher:
+            sampler = self.serve(self.config.teacher)
+        elif parse_model_spec(model)[0] == "transformers":
+            self.release()  # the trainer samples from the copy it trains; no second copy
+            sampler = None
+        else:
+            sampler = self.serve(model)
         api.train(
             tasks,
             partial,
@@ -437,7 +476,9 @@ class Run:
             pool=pool,
             on_metrics=steps.append,
             on_samples=on_samples,
+            rollout_model=sampler,
         )
+        self.release()  # the starting model is done with; the next phase uses the new one
         shutil.rmtree(checkpoint, ignore_errors=True)
         partial.rename(checkpoint)
         write_json(

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from .agent import Agent, AgentConfig
 from .errors import ScError
 from .evaluate import EvalReport, Scored, evaluate
+from .models import ModelBackend
 from .plugins import registry
 from .sandbox import SandboxPool
 from .task import CodeAsTask
@@ -131,6 +132,9 @@ class TrainJob:
     ``reward`` over ``step``."""
     on_samples: Callable[[list[Sample]], None] = lambda samples: None
     """Called with every batch of scored rollouts, to save trajectories."""
+    rollout_model: ModelBackend | None = None
+    """A faster engine (vLLM) already serving the starting weights: backends sample their
+    first rollouts from it instead of from the weights they train. Not closed by the backend."""
 
 
 class RLBackend(ABC):

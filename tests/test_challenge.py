@@ -485,7 +485,7 @@ def test_sc_challenge_with_the_embedded_model(run_sc, tmp_path):
     out = tmp_path / "tasks.jsonl"
     result = run_sc(
         "challenge", "--tools", "calculator", "-n", "2", "--strategy", "seeded", "--json",
-        "--out", str(out), "--workers", "1",
+        "--out", str(out), "--workers", "1", "--model", "smollm2",
         env={"SC_CACHE": str(MODEL_DIR.parent.parent), "OMP_NUM_THREADS": "1"}, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

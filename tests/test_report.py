@@ -59,12 +59,13 @@ def test_summary_has_one_row_per_iteration():
     assert rows[1]["kept"] == 0 and rows[1]["train_note"] == "no task to train on"
 
 
-def test_report_has_the_three_plots_and_the_table(tmp_path):
+def test_report_has_the_four_plots_and_the_table(tmp_path):
     write_metrics(tmp_path / "r", METRICS)
     path = write_report(tmp_path / "r")
     page = path.read_text()
     assert path.name == "report.html"
-    assert page.count('src="data:image/png;base64,') == 3  # filter yield, reward, pass rates
+    # the learning curve, pass rates before/after, filter yield, reward
+    assert page.count('src="data:image/png;base64,') == 4
     assert "<td>0.250</td>" in page and "no task to train on" in page
 
 

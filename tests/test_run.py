@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from sc_core import plugins
+from sc_core.cli import cli
 from sc_core.errors import ScError
 from sc_core.models import Generation, ModelBackend, resolve_model
 from sc_core.run import Events, Run, RunConfig
@@ -94,10 +96,12 @@ class Copy(RLBackend):
 
     name = "copy"
     Config = CopySettings
+    rollout_models: list = []
 
     def train(self, job):
         from sc_core.agent import Agent
 
+        Copy.rollout_models.append(job.rollout_model)
         samples = rollouts(
             job.tasks, Agent(Scripted(job.model), job.agent), job.pool, 1, job.shaper, job.tools
         )
@@ -259,6 +263,27 @@ def test_learnability_filter_drops_tasks_never_solved(tmp_path):
     assert train["skipped"] == "no task to train on after the learnability filter"
 
 
+def test_phases_of_one_model_share_one_loaded_backend(tmp_path, monkeypatch):
+    import sc_core.run
+
+    loaded, closed = [], []
+
+    def load(spec):
+        backend = Scripted(spec.partition(":")[2])
+        backend.close = lambda: closed.append(spec)
+        loaded.append((spec, backend))
+        return backend
+
+    monkeypatch.setattr(sc_core.run, "load_model", load)
+    Copy.rollout_models = []
+    Run.create(config(), tmp_path).go()
+    checkpoint = f"scripted:{(tmp_path / 't/checkpoints/iter-001').resolve()}"
+    # challenge, eval-before and the first training rollouts: one engine; eval-after: another
+    assert [spec for spec, _ in loaded] == ["scripted:smollm2", checkpoint]
+    assert Copy.rollout_models == [loaded[0][1]]  # the trainer sampled from the served engine
+    assert closed == ["scripted:smollm2", checkpoint]  # each closed once, nothing left open
+
+
 def test_eval_tasks_replace_the_held_out_split(tmp_path):
     evals = Path(__file__).resolve().parent.parent / "evals" / "calculator.jsonl"
     run = Run.create(config(eval_tasks=str(evals), eval_k=1, tasks_per_iteration=2), tmp_path)
@@ -294,3 +319,60 @@ def test_bad_settings_fail_before_any_work(tmp_path, overrides, message):
 def test_resume_needs_a_run_directory(tmp_path):
     with pytest.raises(ScError, match="not a run directory"):
         Run.resume(tmp_path)
+
+
+@pytest.fixture
+def budgets(monkeypatch) -> list[int]:
+    """The ``max_new_tokens`` of every request the scripted model gets."""
+    seen: list[int] = []
+    generate = Scripted.generate
+
+    def recording(self, prompts, params):
+        seen.extend([params.max_new_tokens] * len(prompts))
+        return generate(self, prompts, params)
+
+    monkeypatch.setattr(Scripted, "generate", recording)
+    return seen
+
+
+def sc(*args: str):
+    """The ``sc`` command in-process; its stderr is not a terminal."""
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+SC_RUN = ["run", "--tools", "calculator", "--model", "scripted:smollm2", "--backend", "copy",
+          "--eval-k", "1", "--workers", "1"]  # fmt: skip
+
+
+def test_sc_run_prints_its_phases_and_counts_as_lines(tmp_path, monkeypatch, budgets):
+    monkeypatch.chdir(tmp_path)
+    # a budget smaller than any prompt: every episode turn gets the 1-token minimum
+    result = sc(*SC_RUN, "--name", "t", "--tasks-per-iteration", "2", "--max-total-tokens", "1",
+                "--task-tokens", "300")  # fmt: skip
+    lines = result.stderr.splitlines()
+    for phase in ("challenge", "eval-before", "train", "eval-after"):
+        assert f"sc: iteration 1 {phase}: started" in lines
+    assert any(line.startswith("sc: iteration 1 challenge: 2/2 attempts (") for line in lines)
+    assert any(line.startswith("sc: iteration 1 eval-before: 1/1 episodes (") for line in lines)
+    assert "max_total_tokens = 1" in (tmp_path / "runs/t/config.toml").read_text()
+    # explorations, evaluations and training rollouts keep to it; the tasks get their tokens
+    assert sorted(set(budgets)) == [1, 300]
+
+
+def test_sc_run_prints_its_notes_as_lines(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines = sc(*SC_RUN, "--name", "t", "--tasks-per-iteration", "0").stderr.splitlines()
+    assert "sc: note: iteration 1: no evaluation tasks yet; eval-before skipped" in lines
+    assert "sc: note: iteration 1: no task to train on; the executor stays as it was" in lines
+
+
+def test_sc_eval_limit_and_episode_limits(tmp_path, budgets):
+    evals = Path(__file__).resolve().parent.parent / "evals" / "calculator.jsonl"
+    result = sc("eval", "--tasks", str(evals), "--model", "scripted:smollm2", "--limit", "3",
+                "-k", "2", "--max-new-tokens", "5", "--json", "--out", str(tmp_path), "--workers",
+                "1")  # fmt: skip
+    assert len(json.loads(result.stdout)["tasks"]) == 3
+    assert budgets and set(budgets) == {5}
+    assert result.stderr.splitlines()[-1].startswith("sc: eval: 6/6 episodes (")

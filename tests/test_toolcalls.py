@@ -578,10 +578,13 @@ def test_hermes_calls_take_precedence_over_an_answer():
     assert_valid_calls(HermesFormat().parse(text), [("add", {"a": 1})])
 
 
-def test_hermes_bare_json_call_is_an_error_not_an_answer():
-    turn = HermesFormat().parse('{"name": "add", "arguments": {"a": 1}}', tool_names=NAMES)
-    assert_invalid(turn, "<tool_call>")
-    turn = HermesFormat().parse('{"name": "add", "arguments": {"a": 1', tool_names=NAMES)
+def test_hermes_bare_json_call_of_an_unknown_tool_is_an_error_not_an_answer():
+    # without the tool names, nothing says a bare object is a call (known tools: see below)
+    turn = HermesFormat().parse('{"name": "add", "arguments": {"a": 1}}')
+    assert_invalid(turn, "write tool calls as <tool_call>")
+    turn = HermesFormat().parse('{"name": "multiply", "arguments": {"a": 1}}', tool_names=NAMES)
+    assert_invalid(turn, "unknown tool 'multiply' (the tools are add, get_room", "<tool_call>")
+    turn = HermesFormat().parse('{"name": "add", "arguments": {"a": 1, "b": 2 +', tool_names=NAMES)
     assert_invalid(turn, "malformed JSON tool call")
     # a JSON object that merely has a "name" is an answer
     assert_answer(HermesFormat().parse('{"name": "Ada", "age": 36}'), {"name": "Ada", "age": 36})
@@ -739,7 +742,8 @@ def test_pythonic_answers():
     )
     # an answer tag wins over a call list guessed in prose
     assert_answer(fmt.parse("I used [add(a=1)] before. <answer>3</answer>"), 3)
-    assert_invalid(fmt.parse('{"name": "add", "arguments": {}}', tool_names=NAMES), "[tool_name(")
+    assert_invalid(fmt.parse('{"name": "add", "arguments": {}}'), "[tool_name(")
+    assert_invalid(fmt.parse('{"name": "zz", "arguments": {}}', tool_names=NAMES), "[tool_name(")
 
 
 # -- fallback ------------------------------------------------------------------------------------
@@ -790,6 +794,113 @@ def test_fallback_bare_json_rules():
         fmt.parse('{"name": "add", "arguments": [1]}', tool_names=NAMES), "must be an object"
     )
     assert_answer(fmt.parse('{"name": "Ada"}', tool_names=NAMES), {"name": "Ada"})
+
+
+# -- untagged calls of known tools (every format) ------------------------------------------------
+# Real Qwen2.5-Coder-0.5B-Instruct turns on the calculator toolset, which the hermes format (the
+# model's own) used to reject ("write tool calls as <tool_call>...") or score as the answer.
+
+CALCULATOR = {"add", "subtract", "multiply", "divide", "modulo", "power", "sqrt", "evaluate"}
+QWEN_BARE = '{"name": "add", "arguments": {"a": 348, "b": 1276}}'
+QWEN_FENCED = '```json\n{"name": "add", "arguments": {"a": 348, "b": 1276}}\n```'
+QWEN_CALL_AS_ANSWER = '<answer>{"name": "divide", "arguments": {"a": 84.60, "b": 4}}</answer>'
+ADD_348 = ("add", {"a": 348, "b": 1276})
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (QWEN_BARE, [ADD_348]),
+        (QWEN_BARE + "<|im_end|>", [ADD_348]),
+        (QWEN_FENCED, [ADD_348]),
+        ("I'll use the add function:\n" + QWEN_FENCED + "<|im_end|>", [ADD_348]),
+        (QWEN_CALL_AS_ANSWER, [("divide", {"a": 84.6, "b": 4})]),
+        (
+            "Let me divide.\n" + QWEN_CALL_AS_ANSWER + "<|im_end|>",
+            [("divide", {"a": 84.6, "b": 4})],
+        ),
+        (
+            '<answer>\n```json\n[{"name": "sqrt", "arguments": {"x": 16}}, '
+            '{"name": "power", "arguments": {"base": 2, "exponent": 3}}]\n```\n</answer>',
+            [("sqrt", {"x": 16}), ("power", {"base": 2, "exponent": 3})],
+        ),
+        (
+            '{"name": "add", "arguments": {"a": 348, "b": 1276}}\n'
+            '{"name": "multiply", "arguments": {"a": 1624, "b": 2}}',
+            [ADD_348, ("multiply", {"a": 1624, "b": 2})],
+        ),
+        (
+            '```json\n[\n  {"name": "add", "arguments": {"a": 348, "b": 1276}},\n'
+            '  {"name": "sqrt", "arguments": {"x": 16}}\n]\n```',
+            [ADD_348, ("sqrt", {"x": 16})],
+        ),
+        (
+            "<tool_call>\n" + QWEN_BARE + "\n</tool_call><|im_end|>",
+            [ADD_348],
+        ),
+    ],
+)
+def test_untagged_calls_of_known_tools_in_every_format(name, text, expected):
+    assert_valid_calls(FORMATS[name]().parse(text, tool_names=CALCULATOR), expected)
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('<answer>{"name": "Ada", "age": 36}</answer>', {"name": "Ada", "age": 36}),
+        (  # not one of the tools
+            '<answer>{"name": "Paris", "arguments": {"country": "France"}}</answer>',
+            {"name": "Paris", "arguments": {"country": "France"}},
+        ),
+        ('<answer>{"name": "add", "value": 3}</answer>', {"name": "add", "value": 3}),
+        (  # arguments that are not an object
+            '<answer>{"name": "divide", "arguments": [84.6, 4]}</answer>',
+            {"name": "divide", "arguments": [84.6, 4]},
+        ),
+        (
+            '<answer>{"name": "divide", "arguments": "84.6 / 4"}</answer>',
+            {"name": "divide", "arguments": "84.6 / 4"},
+        ),
+        (  # not every item is a call of a known tool
+            '<answer>[{"name": "add", "arguments": {}}, {"name": "Ada", "arguments": {}}]</answer>',
+            [{"name": "add", "arguments": {}}, {"name": "Ada", "arguments": {}}],
+        ),
+        (  # not the whole content of the tag
+            '<answer>I called {"name": "add", "arguments": {}}</answer>',
+            'I called {"name": "add", "arguments": {}}',
+        ),
+        # an answer tag wins over an untagged call outside it
+        ('I called {"name": "add", "arguments": {"a": 1, "b": 2}}. <answer>3</answer>', 3),
+        ("<answer>[]</answer>", []),
+    ],
+)
+def test_answers_that_look_like_calls_stay_answers(name, text, expected):
+    assert_answer(FORMATS[name]().parse(text, tool_names=CALCULATOR), expected)
+
+
+def test_untagged_call_rules_in_hermes():
+    fmt = HermesFormat()
+    # calls that are an answer tag's whole content count, not the untagged ones outside it
+    text = QWEN_BARE + ' <answer>{"name": "sqrt", "arguments": {"x": 9}}</answer>'
+    assert_valid_calls(fmt.parse(text, tool_names=CALCULATOR), [("sqrt", {"x": 9})])
+    # a known tool with bad arguments: an error the model reads, not an answer
+    bad = '{"name": "divide", "arguments": [84.6, 4]}'
+    assert_invalid(fmt.parse(bad, tool_names=CALCULATOR), "must be an object")
+    many = "\n".join([QWEN_BARE] * (MAX_CALLS_PER_TURN + 1))
+    assert_invalid(fmt.parse(many, tool_names=CALCULATOR), "too many tool calls")
+
+
+def test_without_tool_names_untagged_calls_are_not_guessed():
+    hermes = HermesFormat()
+    assert_invalid(hermes.parse(QWEN_BARE), "write tool calls as <tool_call>")
+    assert_invalid(hermes.parse(QWEN_FENCED), "write tool calls as <tool_call>")
+    divide = {"name": "divide", "arguments": {"a": 84.6, "b": 4}}
+    assert_answer(hermes.parse(QWEN_CALL_AS_ANSWER), divide)
+    # fallback: bare calls of any name, but never out of an answer tag
+    assert_valid_calls(FallbackFormat().parse(QWEN_BARE), [ADD_348])
+    assert_answer(FallbackFormat().parse(QWEN_CALL_AS_ANSWER), divide)
 
 
 # -- hostile input: never raises, always linear ------------------------------------------------
@@ -1067,3 +1178,58 @@ def test_pythonic_template_calls_round_trip(tokenizer_with):
     # this template writes strings unquoted ("%s" | format): not literals, so not a valid call
     turn = fmt.parse(assistant_turn(ToolCall("set_mode", {"room": "den"})), tool_names=NAMES)
     assert_invalid(turn, "not a literal")
+
+
+# Real Qwen2.5-Coder-0.5B-Instruct turns (calculator evaluation set, hermes template): the model
+# stops before its object's last brace. Closing what is left open at the end is unambiguous.
+QWEN_UNCLOSED = [
+    ('{"name": "divide", "arguments": {"a": "84.60", "b": "4"}', "divide"),
+    ('{"name": "evaluate", "arguments": {"expression": "84.60 / 4"}', "evaluate"),
+    ('{"name": "divide", "arguments": {"a": 84.6, "b": 4', "divide"),
+]
+
+
+@pytest.mark.parametrize("fmt", [HermesFormat(), FallbackFormat()], ids=repr)
+@pytest.mark.parametrize(("turn", "name"), QWEN_UNCLOSED)
+def test_a_call_left_unclosed_at_the_end_of_the_turn_is_read(fmt, turn, name):
+    parsed = fmt.parse(turn, tool_names={"divide", "evaluate"})
+    assert not parsed.error and [call.name for call in parsed.tool_calls] == [name]
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        '{"name": "divide", "arguments": {"a": "84',  # a string left open
+        '{"name": "divide", "arguments": {"a": 1]',  # a wrong closer
+        '{"name": "divide", "arguments": {"a": [[[[1',  # too much left open
+    ],
+)
+def test_only_brackets_left_open_at_the_end_are_closed(turn):
+    parsed = HermesFormat().parse(turn, tool_names={"divide"})
+    assert not parsed.tool_calls and parsed.error
+
+
+# Real Qwen2.5-Coder-0.5B-Instruct turns under the `tool` answer protocol: the answer tool is
+# called with its argument beside the name.
+@pytest.mark.parametrize(
+    "turn",
+    [
+        '{"name": "final_answer", "answer": "1048576"}',
+        '```json\n{\n  "name": "final_answer",\n  "answer": "1048576"\n}\n```',
+    ],
+)
+def test_a_flat_call_of_a_known_tool_is_a_call(turn):
+    parsed = HermesFormat().parse(turn, tool_names={"final_answer", "power"})
+    assert not parsed.error and not parsed.has_answer
+    assert [(c.name, c.arguments) for c in parsed.tool_calls] == [
+        ("final_answer", {"answer": "1048576"})
+    ]
+
+
+def test_a_flat_object_is_data_unless_it_names_a_tool_outside_an_answer_tag():
+    names = {"final_answer", "add"}
+    assert_answer(HermesFormat().parse('{"name": "Ada", "age": 3}', tool_names=names),
+                  {"name": "Ada", "age": 3})  # fmt: skip
+    tagged = HermesFormat().parse('<answer>{"name": "add", "value": 3}</answer>', tool_names=names)
+    assert_answer(tagged, {"name": "add", "value": 3})
+    assert HermesFormat().parse('{"name": "add"}', tool_names=names).has_answer  # no arguments

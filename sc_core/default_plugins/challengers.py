@@ -26,9 +26,12 @@ class ExploreChallenger(Challenger):
         config = AgentConfig(
             max_turns=self.config.explore_turns,
             max_new_tokens=self.config.explore_tokens,
+            max_total_tokens=self.config.explore_total_tokens,
             temperature=self.config.temperature,
             top_p=self.config.top_p,
             system_prompt=EXPLORE_PROMPT,
+            answer_protocol="tag",  # EXPLORE_PROMPT asks for <answer>done</answer>
+            answer_reminder=False,  # exploring: no result answers a task
         )
         agent = Agent(self.model, config)
         instances = [toolset.create() for _ in seeds]

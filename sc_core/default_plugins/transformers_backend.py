@@ -14,6 +14,7 @@ from typing import Any
 
 from sc_core import hookimpl
 from sc_core.errors import ScError
+from sc_core.model_sources import load_error
 from sc_core.models import Generation, ModelBackend, SamplingParams, resolve_model
 from sc_core.prefix_cache import BLOCK, Cached, PrefixCache
 
@@ -54,10 +55,14 @@ class TransformersBackend(ModelBackend):
         self.path = resolve_model(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+            loaded = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype)
+        except (OSError, ValueError) as error:
+            raise load_error(model, error) from None
         if self._tokenizer.pad_token_id is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(self.device)
+        self.model = loaded.to(self.device)
         self.model.eval()
         self.batch_size = batch_size
         self.prefix_cache = PrefixCache(int(float(prefix_cache_gib) * 2**30))

@@ -221,6 +221,7 @@ class GRPOBackend(RLBackend):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from sc_core.model_sources import load_error
         from sc_core.models import resolve_model
 
         settings: GRPOSettings = self.config
@@ -237,7 +238,7 @@ class GRPOBackend(RLBackend):
                 tokenizer = AutoTokenizer.from_pretrained(path)
                 model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
             except (OSError, ValueError) as error:
-                raise ScError(f"grpo: cannot load the model {job.model!r}: {error}") from None
+                raise ScError(f"grpo: {load_error(job.model, error)}") from None
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token = tokenizer.eos_token
             padding_side = tokenizer.padding_side

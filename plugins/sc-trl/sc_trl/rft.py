@@ -1,6 +1,7 @@
 """Rejection fine-tuning (``rft``), the paper's main setting: sample, keep what passes, imitate it.
 
-Each round samples ``k`` episodes per task with sc's own agent loop on the current weights,
+Each round samples ``k`` episodes per task with sc's own agent loop on the current weights (the
+first round from ``TrainJob.rollout_model`` where one is given: vLLM serving the same weights),
 scores them with the tasks' verifiers (:func:`sc_core.train.rollouts`), keeps the episodes whose
 reward reaches ``min_reward`` and fine-tunes on them with TRL's ``SFTTrainer``. The loss covers
 the model's own tokens only: the prompt, tool results and the chat template's glue between turns
@@ -122,6 +123,16 @@ def build_examples(samples: list[Sample], config: RFTConfig) -> list[dict[str, l
     return [to_example(sample.episode) for sample in select(samples, config)]
 
 
+def check_tokenizer(sampler: Any, tokenizer: Any) -> None:
+    """Rollouts from another engine (vLLM, a teacher) are trained on as token ids, which mean
+    the same only when both tokenizers have the same vocabulary."""
+    if sampler is not None and sampler.tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ScError(
+            f"rft: the rollouts' model {sampler.model_id!r} has another tokenizer than the "
+            "model being trained; a teacher must share the executor's tokenizer"
+        )
+
+
 def round_metrics(round_: int, samples: list[Sample], kept: int, config: RFTConfig) -> dict:
     """What one round's rollouts looked like."""
     n = len(samples)
@@ -181,6 +192,7 @@ class RFTBackend(RLBackend):
 
         from sc_core.agent import Agent
         from sc_core.default_plugins.transformers_backend import TransformersBackend
+        from sc_core.model_sources import load_error
         from sc_core.models import resolve_model
         from sc_core.train import rollouts
 
@@ -193,13 +205,17 @@ class RFTBackend(RLBackend):
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
         except (OSError, ValueError) as error:
-            raise ScError(f"rft: cannot load the model {job.model!r}: {error}") from None
+            raise ScError(f"rft: {load_error(job.model, error)}") from None
+        check_tokenizer(job.rollout_model, tokenizer)
         agent_config = dataclasses.replace(job.agent, temperature=config.temperature)
         step = 0
         for round_ in range(1, config.rounds + 1):
             set_seed(config.seed + round_)
             model.eval()
-            agent = Agent(TransformersBackend.from_loaded(model, tokenizer), agent_config)
+            sampler = job.rollout_model if round_ == 1 else None  # the weights it serves
+            agent = Agent(
+                sampler or TransformersBackend.from_loaded(model, tokenizer), agent_config
+            )
             samples = rollouts(job.tasks, agent, job.pool, config.k, job.shaper, job.tools)
             job.on_samples(samples)
             examples = build_examples(samples, config)

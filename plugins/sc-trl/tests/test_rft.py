@@ -229,3 +229,15 @@ def test_no_success_saves_the_unchanged_model(tasks, pool, tmp_path):
     assert metrics[0]["success_rate"] == 0.0 and metrics[0]["reward"] == 0.0
     assert not changed(resolve_model("smollm2"), out)
     assert load_model(str(out)).tokenizer is not None  # what `sc eval --model DIR` loads
+
+
+def test_an_unknown_model_is_a_one_line_error(tasks, pool, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    unknown = job(tasks, pool, tmp_path / "ckpt", lambda score, ep: score, [], [])
+    unknown.model = "nosuch"
+    with pytest.raises(ScError) as error:
+        RFTBackend(RFTConfig()).train(unknown)
+    message = str(error.value)
+    assert message.startswith("rft: no model named 'nosuch': not an alias (smollm2")
+    assert message.endswith("the Hugging Face hub could not be reached") and "\n" not in message

@@ -16,7 +16,7 @@ SC = Path(sys.executable).with_name("sc")
 EXAMPLES = ROOT / "examples" / "calculator_tasks.jsonl"  # 2 of its 5 tasks pass the filter
 
 RUN = [
-    "run", "--tools", "calculator", "--name", "ci", "--iterations", "1",
+    "run", "--tools", "calculator", "--model", "smollm2", "--name", "ci", "--iterations", "1",
     "--tasks-per-iteration", "1", "--max-turns", "1", "--max-new-tokens", "16",
     "--task-tokens", "32", "--tasks", str(EXAMPLES), "--eval-k", "1", "--workers", "1",
     "--backend", "rft", "--option", "k=2", "--option", "min_reward=0", "--json",

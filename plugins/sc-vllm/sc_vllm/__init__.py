@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.util
 import itertools
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from sc_core import hookimpl
@@ -79,13 +81,58 @@ def bind_all_cpus_on_small_machines() -> None:
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, cpus)))
 
 
+CONCURRENT_SEQUENCES = 64
+"""Sequences the CPU KV cache is sized for: more buys nothing on a CPU (68 concurrent episodes
+ran as fast as 136), fewer makes vLLM preempt."""
+MIN_KV_GIB = 0.5
+
+
+def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
+    """Key and value bytes one token takes in every layer of a model with this HF config."""
+    text = getattr(config, "text_config", None) or config
+    heads = text.num_attention_heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+    return 2 * text.num_hidden_layers * kv_heads * head_dim * dtype_bytes
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (MemAvailable), or all of it elsewhere."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def cpu_kv_cache_bytes(path: str, max_model_len: int, dtype_bytes: int) -> int:
+    """A CPU KV cache sized from the model and the machine: room for
+    ``CONCURRENT_SEQUENCES`` sequences of ``max_model_len`` tokens, but at most 40% of the
+    memory left once the weights are loaded (training, sandboxes and the weights' second copy
+    in this process need the rest), and at least ``MIN_KV_GIB``.
+
+    vLLM's own default on CPU is a fraction of all RAM for weights and cache together, which
+    cannot hold a 0.5B model in float32 ("requested memory for kv -0.71/3.54 GiB")."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    wanted = CONCURRENT_SEQUENCES * max_model_len * kv_bytes_per_token(config, dtype_bytes)
+    weights = sum(f.stat().st_size for f in Path(path).glob("*.safetensors"))
+    spare = max(0, available_memory() - weights)
+    return int(max(MIN_KV_GIB * 2**30, min(wanted, 0.4 * spare)))
+
+
 class VLLMBackend(ModelBackend):
     """A vLLM engine in this process (worker processes underneath).
 
     Options (keyword arguments of ``load_model``):
 
-    - ``gpu_memory_utilization`` (default 0.9 on GPU, 0.2 on CPU, where it is the fraction of
-      RAM vLLM reserves for weights, activations and the KV cache),
+    - ``gpu_memory_utilization`` (default 0.9 on GPU; on CPU, where it is the fraction of RAM
+      vLLM reserves for weights, activations and the KV cache, sc sizes the KV cache itself
+      with :func:`cpu_kv_cache_bytes` unless this option, ``kv_cache_gib`` or
+      ``VLLM_CPU_KVCACHE_SPACE`` is given),
     - ``max_model_len`` (default 4096: prompt + completion, in tokens),
     - ``dtype`` (default ``float32`` on CPU, where bfloat16 is slow without AVX512-BF16 and
       greedy output then matches the transformers backend; ``auto`` on GPU),
@@ -100,7 +147,12 @@ class VLLMBackend(ModelBackend):
     """
 
     name = "vllm"
+    default_rank = 10
     supports_regex = True
+
+    @classmethod
+    def installed(cls) -> bool:
+        return importlib.util.find_spec("vllm") is not None
 
     def __init__(
         self,
@@ -121,6 +173,7 @@ class VLLMBackend(ModelBackend):
 
         self.path = resolve_model(model)
         on_cpu = current_platform.is_cpu()
+        dtype = dtype or ("float32" if on_cpu else "auto")
         engine_args: dict[str, Any] = {
             "model": self.path,
             "tokenizer": self.path,
@@ -130,13 +183,22 @@ class VLLMBackend(ModelBackend):
                 else (0.2 if on_cpu else 0.9)
             ),
             "max_model_len": int(max_model_len),
-            "dtype": dtype or ("float32" if on_cpu else "auto"),
+            "dtype": dtype,
             "enforce_eager": bool(enforce_eager),
             "logprobs_mode": logprobs_mode,
             "disable_log_stats": True,
         }
         if kv_cache_gib is not None:
             engine_args["kv_cache_memory_bytes"] = int(float(kv_cache_gib) * 2**30)
+        elif (
+            on_cpu
+            and gpu_memory_utilization is None
+            and not os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+        ):
+            dtype_bytes = 4 if dtype == "float32" else 2
+            engine_args["kv_cache_memory_bytes"] = cpu_kv_cache_bytes(
+                self.path, int(max_model_len), dtype_bytes
+            )
         engine_args.update(options)
         self._tokenizer = AutoTokenizer.from_pretrained(self.path)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,25 @@ def backend():
 
 
 GREEDY = SamplingParams(max_new_tokens=24, temperature=0.0)
+
+
+def test_the_cpu_kv_cache_is_sized_from_the_model_and_the_machine(monkeypatch):
+    import sc_vllm
+    from transformers import AutoConfig
+
+    from sc_core.models import resolve_model
+
+    path = resolve_model("smollm2")
+    per_token = sc_vllm.kv_bytes_per_token(AutoConfig.from_pretrained(path), 4)
+    assert per_token == 2 * 30 * 3 * 64 * 4  # SmolLM2-135M: 30 layers, 3 KV heads of 64
+    wanted = sc_vllm.CONCURRENT_SEQUENCES * 1024 * per_token
+    monkeypatch.setattr(sc_vllm, "available_memory", lambda: 1 << 40)  # plenty: what it needs
+    assert sc_vllm.cpu_kv_cache_bytes(path, 1024, 4) == wanted
+    monkeypatch.setattr(sc_vllm, "available_memory", lambda: 4 << 30)  # little: 40% of the rest
+    weights = sum(f.stat().st_size for f in Path(path).glob("*.safetensors"))
+    assert sc_vllm.cpu_kv_cache_bytes(path, 4096, 4) == int(0.4 * ((4 << 30) - weights))
+    monkeypatch.setattr(sc_vllm, "available_memory", lambda: 0)  # none: the floor
+    assert sc_vllm.cpu_kv_cache_bytes(path, 4096, 4) == int(sc_vllm.MIN_KV_GIB * 2**30)
 
 
 def test_token_ids_decode_to_text_and_logprobs(backend):
