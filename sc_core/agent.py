@@ -50,7 +50,7 @@ class AgentConfig:
     temperature: float = 0.7
     top_p: float = 1.0
     system_prompt: str = SYSTEM_PROMPT
-    answer_protocol: str = "tag"
+    answer_protocol: str = "tool"
     """How the model is told to give its final answer: ``tag`` (``<answer>VALUE</answer>``),
     ``plain`` (a turn with no tool call is the answer) or ``tool`` (a ``final_answer`` tool
     is added to the toolset's); see :data:`sc_core.toolcalls.ANSWER_PROTOCOLS`. Every

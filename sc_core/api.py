@@ -193,6 +193,10 @@ def _sampler(given: ModelBackend | None, spec: Model) -> Iterator[ModelBackend |
         yield backend
 
 
+def _closer(backend: ModelBackend | None) -> Callable[[], None]:
+    return backend.close if backend is not None else lambda: None
+
+
 def train(
     tasks: list[CodeAsTask],
     out: str | os.PathLike,
@@ -207,6 +211,7 @@ def train(
     on_metrics: Callable[[dict[str, Any]], None] | None = None,
     on_samples: Callable[[list[Sample]], None] | None = None,
     rollout_model: ModelBackend | None = None,
+    release_rollout_model: Callable[[], None] | None = None,
     teacher: Model = None,
 ) -> Path:
     """Train the executor ``model`` (a checkpoint path, hub id, alias or ``backend:model``
@@ -215,7 +220,9 @@ def train(
 
     Training runs in transformers. Where the spec's backend is another (vLLM, the default
     where it is installed), the first rollouts are sampled from that backend: from
-    ``rollout_model`` when the caller already serves the model, else from one loaded here.
+    ``rollout_model`` when the caller already serves the model (``release_rollout_model``
+    then frees it once sampling is done), else from one loaded here and closed as soon as
+    sampling is done.
     ``teacher``, a stronger model with the same tokenizer, samples them instead (distillation:
     the executor imitates the teacher's successful episodes)."""
     if not tasks:
@@ -228,6 +235,7 @@ def train(
             tasks=tasks,
             model=path,  # training runs in transformers: the path only
             rollout_model=sampler,
+            release_rollout_model=release_rollout_model or _closer(sampler),
             out_dir=Path(out),
             pool=opened,
             shaper=get_shaper(shaper),

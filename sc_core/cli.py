@@ -596,6 +596,13 @@ def print_summary(run_dir: Path) -> None:
     for row in rows:
         if row.get("train_note"):
             stdout.print(f"iteration {row['iteration']}: {row['train_note']}")
+    evaluated = [row for row in rows if row.get("pass_at_1_after") is not None]
+    if evaluated and rows[0].get("pass_at_1_before") is not None:
+        before, after = rows[0]["pass_at_1_before"], evaluated[-1]["pass_at_1_after"]
+        stdout.print(
+            f"held-out pass@1: {before:.3f} before, {after:.3f} after "
+            f"{len(evaluated)} iteration{'s' * (len(evaluated) > 1)} ({after - before:+.3f})"
+        )
 
 
 def main() -> None:

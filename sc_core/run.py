@@ -398,10 +398,12 @@ class Run:
         self, number: int, folder: Path, model: str, pool: SandboxPool
     ) -> list[CodeAsTask]:
         heldout = {row["id"] for row in _rows(folder / "heldout.jsonl")}
+        evaluated = {" ".join(task.instruction.lower().split()) for task in self.eval_set(number)}
         tasks = [
             CodeAsTask.from_dict(row)
             for row in _rows(folder / "kept.jsonl")
             if row["id"] not in heldout
+            and " ".join(row["instruction"].lower().split()) not in evaluated
         ]
         if not self.config.learnability or not tasks:
             return tasks
@@ -477,6 +479,7 @@ class Run:
             on_metrics=steps.append,
             on_samples=on_samples,
             rollout_model=sampler,
+            release_rollout_model=self.release,
         )
         self.release()  # the starting model is done with; the next phase uses the new one
         shutil.rmtree(checkpoint, ignore_errors=True)

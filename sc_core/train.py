@@ -133,8 +133,11 @@ class TrainJob:
     on_samples: Callable[[list[Sample]], None] = lambda samples: None
     """Called with every batch of scored rollouts, to save trajectories."""
     rollout_model: ModelBackend | None = None
-    """A faster engine (vLLM) already serving the starting weights: backends sample their
-    first rollouts from it instead of from the weights they train. Not closed by the backend."""
+    """A faster engine (vLLM) serving the starting weights, or a teacher: backends sample their
+    first rollouts from it instead of from the weights they train."""
+    release_rollout_model: Callable[[], None] = lambda: None
+    """Called once the backend is done with ``rollout_model``, so that its owner can free it
+    before training (a vLLM engine holds the model and its KV cache)."""
 
 
 class RLBackend(ABC):

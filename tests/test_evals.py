@@ -56,3 +56,15 @@ def test_filter_keeps_every_task(name):
     rejected = [verdict.to_dict() for verdict in report.verdicts if not verdict.kept]
     assert not rejected
     assert len(report.kept) == len(_rows(name))
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_evaluation_tasks_are_never_seeds_or_benchmark_training_data(name):
+    """Held-out means held out: the seeded challenger's examples (the toolset's own) share no
+    task with the evaluation set (sc run never trains on it either: tests/test_run.py)."""
+    from sc_core.tools import load_toolset
+
+    evaluated = {(row["instruction"], row["solution"]) for row in _rows(name)}
+    toolset = load_toolset(name).create()
+    seeds = {(task.instruction, task.solution) for task in toolset.examples}
+    assert seeds and not seeds & evaluated

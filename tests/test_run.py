@@ -97,11 +97,13 @@ class Copy(RLBackend):
     name = "copy"
     Config = CopySettings
     rollout_models: list = []
+    trained_ids: list = []
 
     def train(self, job):
         from sc_core.agent import Agent
 
         Copy.rollout_models.append(job.rollout_model)
+        Copy.trained_ids = [task.id for task in job.tasks]
         samples = rollouts(
             job.tasks, Agent(Scripted(job.model), job.agent), job.pool, 1, job.shaper, job.tools
         )
@@ -293,6 +295,20 @@ def test_eval_tasks_replace_the_held_out_split(tmp_path):
     assert rows(tmp_path / "t/iterations/001/heldout.jsonl") == []
 
 
+def test_evaluation_tasks_are_never_trained_on(tmp_path):
+    # the evaluation set slipped in as extra candidates: it passes the filter, is evaluated,
+    # and is never trained on (matched by instruction, whatever the id)
+    evals = Path(__file__).resolve().parent.parent / "evals" / "calculator.jsonl"
+    lines = [json.loads(line) | {"id": f"copy-{n}"} for n, line in enumerate(evals.open())]
+    copies = tmp_path / "copies.jsonl"
+    copies.write_text("".join(json.dumps(row) + "\n" for row in lines[:3]))
+    settings = dict(eval_tasks=str(evals), eval_k=1, tasks_per_iteration=2, tasks=str(copies))
+    Run.create(config(**settings), tmp_path).go()
+    assert len(rows(tmp_path / "t/iterations/001/kept.jsonl")) == 5  # 2 written, 3 copies
+    assert [call for call in Copy.trained_ids if call.startswith("copy-")] == []
+    assert len(Copy.trained_ids) == 2
+
+
 def test_an_existing_run_is_not_overwritten(tmp_path):
     Run.create(config(tasks_per_iteration=0), tmp_path).go()
     with pytest.raises(ScError, match="already exists: pass --resume"):
@@ -359,6 +375,12 @@ def test_sc_run_prints_its_phases_and_counts_as_lines(tmp_path, monkeypatch, bud
     assert "max_total_tokens = 1" in (tmp_path / "runs/t/config.toml").read_text()
     # explorations, evaluations and training rollouts keep to it; the tasks get their tokens
     assert sorted(set(budgets)) == [1, 300]
+    # it ends with what the run is for
+    assert (
+        result.stdout.rstrip()
+        .splitlines()[-2]
+        .startswith("held-out pass@1: 0.000 before, 0.000 after 1 iteration (+0.000)")
+    )
 
 
 def test_sc_run_prints_its_notes_as_lines(tmp_path, monkeypatch):

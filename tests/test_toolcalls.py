@@ -1233,3 +1233,21 @@ def test_a_flat_object_is_data_unless_it_names_a_tool_outside_an_answer_tag():
     tagged = HermesFormat().parse('<answer>{"name": "add", "value": 3}</answer>', tool_names=names)
     assert_answer(tagged, {"name": "add", "value": 3})
     assert HermesFormat().parse('{"name": "add"}', tool_names=names).has_answer  # no arguments
+
+
+# Real Qwen2.5-Coder-1.5B-Instruct turns (calculator evaluation set, `tag` protocol).
+def test_a_boxed_answer_in_prose_is_the_answer():
+    turn = r"The top of the ladder reaches \(\boxed{12}\) meters up the wall."
+    assert_answer(HermesFormat().parse(turn, tool_names={"add"}), 12)
+    assert_answer(HermesFormat().parse(r"so \boxed{\frac{1}{2}}"), r"\frac{1}{2}")
+    assert parse_answer(r"x = \boxed{42} <answer>41</answer>") == 41  # the tag wins
+
+
+def test_a_call_naming_its_tool_under_function_is_a_call():
+    turn = '<answer>{"function": "evaluate", "arguments": {"expression": "(2 * 4)"}}</answer>'
+    parsed = HermesFormat().parse(turn, tool_names={"evaluate"})
+    assert [(c.name, c.arguments) for c in parsed.tool_calls] == [
+        ("evaluate", {"expression": "(2 * 4)"})
+    ]
+    other = '{"function": "other", "arguments": {"x": 1}}'
+    assert_answer(HermesFormat().parse(other, tool_names={"evaluate"}), json.loads(other))

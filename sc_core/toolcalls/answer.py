@@ -5,9 +5,11 @@ The model ends an episode by writing ``<answer>VALUE</answer>`` in a turn with n
 tags, the last complete one counts). VALUE is parsed as JSON when it is valid JSON (``41`` and
 ``41.0`` are numbers, ``"Paris"`` is a string, ``[1, 2]`` a list, ``true`` a bool, ``null``
 None; ``NaN`` and ``Infinity`` stay text), otherwise it is the stripped text; code fences around
-it are dropped. Lenient for small models: a turn with no tool call and no ``<answer>`` tag is an
-answer as a whole (the same VALUE rule applies), unless it is empty (error ``"empty turn"``) or
-is a tool call the format cannot accept (a malformed or misplaced one: an error that says so).
+it are dropped. Lenient for small models: a turn with no tool call and no ``<answer>`` tag
+answers with the content of its last ``\\boxed{...}`` if it has one (maths-trained models box
+their answers), else is an answer as a whole (the same VALUE rule applies), unless it is empty
+(error ``"empty turn"``) or is a tool call the format cannot accept (a malformed or misplaced
+one: an error that says so).
 
 Tool calls take precedence: a turn with tool calls has no answer (``has_answer`` False). A tag
 whose whole content is JSON calls of the toolset's tools holds calls, not an answer; other
@@ -26,8 +28,8 @@ from .text import _clean, _strip_fences
 
 ANSWER_INSTRUCTIONS = (
     "When you have the final answer, reply with <answer>VALUE</answer> and no tool call, "
-    "for example <answer>42</answer>. Write VALUE as JSON for numbers, lists and objects "
-    '(<answer>["a", "b"]</answer>), as plain text otherwise.'
+    "for example <answer>42</answer>: a number as digits, a list as a JSON list "
+    '(<answer>["a", "b"]</answer>), anything else as plain text.'
 )
 """The final-answer convention, as the model is told it under the ``tag`` protocol."""
 
@@ -107,6 +109,24 @@ def _answer_span(text: str) -> str | None:
         found, position = text[opening.end() : closing.start()], closing.end()
 
 
+_BOXED = "\\boxed{"
+
+
+def _boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` in ``text`` (braces balanced), or None. Qwen
+    models, trained on maths, box their final answer in prose: "reaches \\(\\boxed{12}\\)
+    meters"."""
+    start = text.rfind(_BOXED)
+    if start < 0:
+        return None
+    depth, begin = 1, start + len(_BOXED)
+    for index in range(begin, min(len(text), begin + 1000)):
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
+        if depth == 0:
+            return text[begin:index]
+    return None
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not an answer value")
 
@@ -135,4 +155,6 @@ def parse_answer(text: str) -> Any:
         return text
     text = _clean(text)
     span = _answer_span(text)
+    if span is None:
+        span = _boxed(text)
     return _answer_value(span if span is not None else text)

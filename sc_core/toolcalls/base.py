@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .answer import ANSWER_INSTRUCTIONS, _answer_span, _answer_value
+from .answer import ANSWER_INSTRUCTIONS, _answer_span, _answer_value, _boxed
 from .calls import (
     MAX_CALLS_PER_TURN,
     ParsedTurn,
@@ -106,6 +106,8 @@ class ToolCallFormat:
 
     def _answer_turn(self, text: str, tool_names: set[str] | None) -> ParsedTurn:
         span = _answer_span(text)
+        if span is None:
+            span = _boxed(text)
         if span is not None:
             return ParsedTurn([], answer=_answer_value(span), has_answer=True)
         if not text:

@@ -54,7 +54,11 @@ def untagged_calls(
 
 def _known_call(value: Any, tool_names: set[str] | None, flat: bool = True) -> ToolCall | None:
     """``value`` as a call: a call object naming one of ``tool_names`` (any name when None) with
-    arguments that are an object, or, if ``flat``, a flat one (:func:`_flat_call`); else None."""
+    arguments that are an object, or, if ``flat``, a flat one (:func:`_flat_call`); else None.
+    The tool's name may also be under ``"function"`` (Qwen2.5-Coder-1.5B-Instruct wrote
+    ``{"function": "evaluate", "arguments": {...}}``)."""
+    if isinstance(value, dict) and "name" not in value and isinstance(value.get("function"), str):
+        value = {"name": value["function"]} | {k: v for k, v in value.items() if k != "function"}
     if not _is_call_like(value):
         return _flat_call(value, tool_names) if flat else None
     if tool_names is not None and _call_name(value) not in tool_names:
@@ -77,7 +81,7 @@ def _flat_call(value: Any, tool_names: set[str] | None) -> ToolCall | None:
 def _bare_calls(text: str, tool_names: set[str] | None) -> list[ToolCall]:
     """The known calls among the JSON objects anywhere in ``text``. Bounded: at most a fixed
     number of decodes are tried."""
-    if '"name"' not in text:
+    if '"name"' not in text and '"function"' not in text:
         return []
     decoder = json.JSONDecoder()
     calls: list[ToolCall] = []
@@ -134,7 +138,7 @@ def _closed(tail: str) -> Any:
 def _answer_calls(span: str, tool_names: set[str]) -> list[ToolCall]:
     """The calls that make up the whole answer tag content ``span``; [] when it is an answer."""
     body = _strip_fences(span)
-    if not body.startswith(("{", "[")) or '"name"' not in body:
+    if not body.startswith(("{", "[")) or ('"name"' not in body and '"function"' not in body):
         return []
     values, error, index = _decode_prefix(body)
     if error is not None or index < len(body):

@@ -217,6 +217,8 @@ class RFTBackend(RLBackend):
                 sampler or TransformersBackend.from_loaded(model, tokenizer), agent_config
             )
             samples = rollouts(job.tasks, agent, job.pool, config.k, job.shaper, job.tools)
+            if sampler is not None:
+                job.release_rollout_model()  # free its memory for training
             job.on_samples(samples)
             examples = build_examples(samples, config)
             metrics = round_metrics(round_, samples, len(examples), config)

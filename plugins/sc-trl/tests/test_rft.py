@@ -241,3 +241,38 @@ def test_an_unknown_model_is_a_one_line_error(tasks, pool, tmp_path, monkeypatch
     message = str(error.value)
     assert message.startswith("rft: no model named 'nosuch': not an alias (smollm2")
     assert message.endswith("the Hugging Face hub could not be reached") and "\n" not in message
+
+
+@needs_model
+def test_the_first_rollouts_come_from_the_serving_engine_which_is_then_released(
+    tasks, pool, tmp_path
+):
+    from sc_core.models import load_model
+
+    sampler = load_model("transformers:smollm2")
+    sampled, released, metrics, batches = [], [], [], []
+    generate = sampler.generate_continuously
+    sampler.generate_continuously = lambda *a: sampled.append(1) or generate(*a)
+    training = job(tasks[:1], pool, tmp_path / "ckpt", lambda s, ep: 0.0, metrics, batches)
+    training.agent = AgentConfig(max_turns=1, max_new_tokens=8)
+    training.rollout_model = sampler
+    training.release_rollout_model = lambda: released.append(1)
+    RFTBackend(RFTConfig(k=1)).train(training)
+    assert sampled and released == [1]  # sampled there, then freed before any training
+    assert len(batches) == 1 and metrics[0]["samples"] == 1
+
+
+@needs_model
+def test_a_teacher_with_another_tokenizer_is_a_one_line_error(tasks, pool, tmp_path):
+    class Vocabulary:
+        def get_vocab(self):
+            return {"<other>": 0}
+
+    class Teacher:
+        model_id = "other-family"
+        tokenizer = Vocabulary()
+
+    training = job(tasks[:1], pool, tmp_path / "ckpt", lambda s, ep: 0.0, [], [])
+    training.rollout_model = Teacher()
+    with pytest.raises(ScError, match="'other-family' has another tokenizer than the model"):
+        RFTBackend(RFTConfig(k=1)).train(training)
