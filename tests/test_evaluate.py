@@ -133,7 +133,8 @@ def pool():
 
 def run_eval(tasks, scripts, pool, k, tools=None, **config) -> tuple[EvalReport, Scripted]:
     backend = Scripted(scripts)
-    agent = Agent(backend, AgentConfig(temperature=0.0, **config))
+    settings = {"temperature": 0.0, "answer_reminder": False} | config  # results as JSON
+    agent = Agent(backend, AgentConfig(**settings))
     return evaluate(tasks, agent, pool, k, tools), backend
 
 
