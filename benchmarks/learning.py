@@ -3,14 +3,17 @@
     .venv/bin/python benchmarks/learning.py [--tools calculator,shop] [--iterations 2]
         [--name learning] [-- ANY sc run OPTION ...]
 
-For each toolset it runs ``sc run`` as a user would, with sc's defaults (the recipe under test)
-and whatever options follow ``--``, evaluated on ``evals/<toolset>.jsonl`` (never trained on,
-never used as seeds). A run already in ``runs/<name>-<toolset>`` is resumed, so a killed
-benchmark goes on where it stopped. It then prints, per toolset and iteration: attempts, the
-share surviving each filter stage, kept and trained-on tasks, the mean training reward, pass@1
-and pass@k before and after, and the wall time; and, per toolset, pass@1 of the starting model
-and of the last checkpoint with their ratio and difference, against the goal (at least 2x and
-+10 points). Each run's ``report.html`` has the curve.
+For each toolset it runs ``sc run`` as a user would, with :data:`RECIPE` (the paper's
+distillation setting on a CPU: the 1.5B model writes the tasks from the toolset's example
+tasks and plays the training episodes; the 0.5B executor learns from its successes by
+rejection fine-tuning with LoRA) or whatever options follow ``--`` instead, evaluated on
+``evals/<toolset>.jsonl`` (never trained on, never used as seeds). A run already in
+``runs/<name>-<toolset>`` is resumed, so a killed benchmark goes on where it stopped. It then
+prints, per toolset and iteration: attempts, the share surviving each filter stage, kept and
+trained-on tasks, the mean training reward, pass@1 and pass@k before and after, and the wall
+time; and, per toolset, pass@1 of the starting model and of the last checkpoint with their
+ratio and difference, against the goal (at least 2x and +10 points). Each run's
+``report.html`` has the curve.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ from sc_core.report import read_metrics, summary_rows
 from sc_core.verify import STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
+RECIPE = [
+    "--model", "qwen-coder-0.5b", "--strategy", "seeded", "--challenger-model",
+    "qwen-coder-1.5b", "--teacher", "qwen-coder-1.5b", "--tasks-per-iteration", "32",
+    "--max-new-tokens", "256", "--eval-k", "1", "--backend", "rft", "--option", "lora=true",
+    "--option", "learning_rate=1e-4", "--option", "k=4", "--option", "batch_size=1",
+    "--option", "gradient_checkpointing=true",
+]  # fmt: skip
+"""The options the learning figures in the closing notes were measured with."""
 SC = Path(sys.executable).parent / "sc"
 
 
@@ -104,7 +115,7 @@ def main() -> None:
     results = []
     for toolset in args.tools.split(","):
         name = f"{args.name}-{toolset}"
-        seconds = run(toolset, name, args.iterations, args.extra)
+        seconds = run(toolset, name, args.iterations, args.extra or RECIPE)
         results.append(table(toolset, read_metrics(ROOT / "runs" / name), seconds))
     print("\n| toolset | pass@1 before | pass@1 after | ratio | gain (points) | goal met |")
     print("|---|---|---|---|---|---|")

@@ -1,8 +1,11 @@
 """An sc model (a trained checkpoint, an alias, any ``[backend:]model`` spec) as a LangChain chat
 model, with tool calling: :class:`SCChatModel`.
 
-The model sees exactly what sc's agent shows it during rollouts, so a checkpoint trained by sc
-works in a LangChain agent as it did in training:
+The model sees exactly what sc's agent shows it under the ``tag`` answer protocol without
+reminders (``AgentConfig(answer_protocol="tag", answer_reminder=False)``): LangChain's loop
+ends on a turn without tool calls, and its tools are LangChain's alone, so the ``final_answer``
+tool of sc's default ``tool`` protocol has no place here. A checkpoint trained with
+``--answer-protocol tag`` works in a LangChain agent as it did in training:
 
 - the system prompt is sc's (:meth:`ChatRenderer.system_message`): the agent's default base
   prompt, or the conversation's own ``SystemMessage``, followed by the tool-call format's part

@@ -150,7 +150,7 @@ def test_the_codec_gets_the_fallback_format(calculator):
 def test_agent_runs_on_a_chat_model(calculator):
     recorder = Recorder()
     backend = LangChainChatBackend(Scripted(callbacks=[recorder]))
-    agent = Agent(backend, AgentConfig(max_turns=4, temperature=0.3))
+    agent = Agent(backend, AgentConfig(max_turns=4, temperature=0.3, answer_reminder=False))
     [episode] = agent.run([EpisodeSpec("Explore the tools.", calculator.create(), seed=1)])
     assert episode.finish == "answer" and episode.answer == "done"
     assert episode.tool_calls == 1 and not episode.invalid_turns

@@ -92,9 +92,10 @@ def test_create_agent_sees_what_sc_agent_shows(tmp_path: Path):
     )
     sc_backend = Scripted(CALL, "I added them. <answer>5</answer>")
     toolset = langchain_toolset(f"{module}:add")()
-    [episode] = Agent(sc_backend, AgentConfig(temperature=0)).run(
-        [EpisodeSpec("What is 2 + 3?", toolset)]
-    )
+    # SCChatModel speaks the tag protocol, without reminders: LangChain's loop ends on a turn
+    # without tool calls, and its tools are LangChain's alone
+    config = AgentConfig(temperature=0, answer_protocol="tag", answer_reminder=False)
+    [episode] = Agent(sc_backend, config).run([EpisodeSpec("What is 2 + 3?", toolset)])
     assert episode.finish == "answer" and episode.answer == 5
 
     backend = Scripted(CALL, "I added them. <answer>5</answer>")
