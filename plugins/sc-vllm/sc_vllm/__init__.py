@@ -246,6 +246,7 @@ class VLLMBackend(ModelBackend):
         ``then`` returns it, and the engine's prefix cache spares it the shared prefix."""
         from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError
 
         engine = self.llm.llm_engine
         pending: dict[str, Request] = {}
@@ -269,7 +270,15 @@ class VLLMBackend(ModelBackend):
                 for request in requests:
                     add(request)
                 while pending:
-                    for output in engine.step():
+                    try:
+                        outputs = engine.step()
+                    except EngineDeadError:
+                        raise ScError(
+                            f"the vLLM engine serving {self.path} died (its log above says why; "
+                            "on a CPU it is usually memory: pass kv_cache_gib or set "
+                            "VLLM_CPU_KVCACHE_SPACE to a few GiB)"
+                        ) from None
+                    for output in outputs:
                         if output.finished:
                             request = pending.pop(output.request_id)
                             for follow in then(request, self._generation(output.outputs[0])):

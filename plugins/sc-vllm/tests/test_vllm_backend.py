@@ -209,3 +209,15 @@ def test_registered_as_plugin():
     from sc_core.plugins import registry
 
     assert registry("register_models")["vllm"] is sc_vllm.VLLMBackend
+
+
+def test_a_dead_engine_is_a_one_line_error(backend, monkeypatch):
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    def die():
+        raise EngineDeadError()
+
+    monkeypatch.setattr(backend.llm.llm_engine, "step", die)
+    prompt = chat(backend.tokenizer, "Name a colour.")
+    with pytest.raises(ScError, match=r"the vLLM engine serving .* died \(its log above"):
+        backend.generate([prompt], GREEDY)
