@@ -79,6 +79,8 @@ class ModelSource:
     path: str | None = None
     """A local checkpoint folder, used when the package files are not installed (before the
     hub id where it exists)."""
+    default_rank: int = 0
+    """Among registered aliases, the highest rank is the model used when none is given."""
     name: str = ""
     """The model's name in the cache (``gguf/<name>.gguf``, ``models/<name>``); default: the
     alias, so that aliases of one model can share one conversion."""

@@ -186,11 +186,13 @@ def resolve_model(name: str) -> str:
 
 
 def default_model() -> str:
-    """The model used when none is given: ``qwen-coder-0.5b`` where its plugin is installed
-    (a model that can write tasks and call tools), else the embedded ``smollm2``."""
+    """The model used when none is given: the registered alias of highest ``default_rank``
+    (``qwen-coder-0.5b`` where sc-qwen-coder is installed: a model that can write tasks and
+    call tools), else the embedded ``smollm2``."""
     from .model_sources import model_sources
 
-    return "qwen-coder-0.5b" if "qwen-coder-0.5b" in model_sources() else "smollm2"
+    ranked = sorted(model_sources().items(), key=lambda item: -item[1].default_rank)
+    return ranked[0][0] if ranked else "smollm2"
 
 
 def default_backend() -> str:

@@ -27,6 +27,7 @@ QWEN_CODER_05B = ModelSource(
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
     name="Qwen2.5-Coder-0.5B-Instruct",
+    default_rank=10,  # the default model where this plugin is installed
 )
 
 QWEN_CODER_15B = ModelSource(
