@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/verify_throughput.py [--tasks 300]
 
-Generates distinct calculator tasks (one solution and two failure cases each, so seven sandboxed
-programs per task: solve and verify for the solution and each failure, then the solution again
-for the determinism check), then measures, in one run:
+Generates distinct calculator tasks (one solution and two failure cases each, so eight sandboxed
+programs per task: solve and verify for the solution and each failure, the solution again for
+the determinism check, then the verifier on every derived wrong answer in one job), then
+measures, in one run:
 
 - ``sc verify`` end to end (the real CLI, start-up included), with the default bwrap sandbox;
 - the filter alone (run_filter with a warm pool), bwrap and subprocess sandboxes;
@@ -63,7 +64,7 @@ def make_tasks(count: int) -> list[dict]:
 
 
 def programs_per_task(task: dict) -> int:
-    return 3 + 2 * len(task["failures"])
+    return 4 + 2 * len(task["failures"])
 
 
 def naive_program(task: dict) -> str:

@@ -316,6 +316,8 @@ class Agent:
             return
         try:
             run.episode.state = run.spec.toolset.state()
+        except ScError as error:  # not JSON data: the message names the bad value
+            run.episode.error = run.episode.error or str(error)
         except Exception as error:
             run.episode.error = (
                 run.episode.error or f"state() failed: {type(error).__name__}: {error}"

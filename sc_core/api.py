@@ -22,7 +22,7 @@ from .errors import ScError
 from .evaluate import EvalReport
 from .evaluate import evaluate as run_episodes
 from .models import ModelBackend, load_model, parse_model_spec
-from .plugins import registry
+from .plugins import lookup
 from .sandbox import Limits, SandboxPool, get_sandbox
 from .task import CodeAsTask, TaskLine
 from .tools import ToolsetSpec, load_toolset
@@ -57,6 +57,17 @@ def _model(model: Model) -> Iterator[ModelBackend]:
         yield backend
     finally:
         backend.close()
+
+
+@contextmanager
+def _writer(model: Model, strategy: type[Challenger]) -> Iterator[ModelBackend | None]:
+    """The model that writes a strategy's tasks; None, and nothing loaded, for a strategy
+    that needs no model."""
+    if not strategy.needs_model:
+        yield None
+        return
+    with _model(model) as backend:
+        yield backend
 
 
 @contextmanager
@@ -95,6 +106,11 @@ def rejected_row(verdict: Verdict) -> dict[str, Any]:
     return row
 
 
+def strategy_class(name: str) -> type[Challenger]:
+    """The challenger strategy registered as ``name``; a one-line error naming the others."""
+    return lookup("register_challengers", "strategy", name)
+
+
 def challenge(
     tools: Tools,
     n: int = 20,
@@ -112,15 +128,14 @@ def challenge(
     """``n`` challenger attempts on ``tools``, each candidate through the CaT filter.
 
     ``model`` writes the tasks: for distillation, pass a stronger model than the executor's.
+    A strategy that needs no model (``needs_model = False``) ignores it, and none is loaded.
     ``extra`` task lines (written elsewhere) join the candidates and pass the same filter.
     ``attempts_file`` saves the attempts as each ``config.chunk`` of them is made; attempts
     already saved there are not made again, so a killed challenge resumes.
     """
     spec = toolset(tools)
     config = config or ChallengeConfig()
-    strategies = registry("register_challengers")
-    if strategy not in strategies:
-        raise ScError(f"unknown strategy {strategy!r}; available: {', '.join(sorted(strategies))}")
+    strategy_type = strategy_class(strategy)
     seeds = list(range(seed, seed + n))
     log = AttemptLog(attempts_file, spec.spec, strategy) if attempts_file else None
     made = log.attempts() if log else {}
@@ -129,14 +144,14 @@ def challenge(
     if on_attempts and len(todo) < n:
         on_attempts(n - len(todo))
     if todo:
-        with _model(model) as backend:
-            author = backend.model_id
+        with _writer(model, strategy_type) as backend:
+            challenger = strategy_type(backend, config)
+            author = challenger.author
             if log:
                 log.check(author)
-            challenger = strategies[strategy](backend, config)
             for attempt in _attempt_in_chunks(challenger, spec, todo, log, on_attempts, n):
                 made[attempt.seed] = attempt
-    lines = task_lines([made[s] for s in seeds], spec.spec, strategy, author or "")
+    lines = task_lines([made[s] for s in seeds], spec.spec, strategy, author)
     lines += extra or []
     with _pool(pool) as opened:
         report = run_filter(lines, opened, spec, on_done=on_verified)
@@ -158,9 +173,15 @@ def _attempt_in_chunks(
     for start in range(0, len(seeds), size):
         done = n - len(seeds) + start
         step = (lambda count, done=done: on_attempts(done + count)) if on_attempts else None
-        attempts = challenger.attempt(spec, seeds[start : start + size], on_step=step)
+        chunk = seeds[start : start + size]
+        attempts = challenger.attempt(spec, chunk, on_step=step)
+        if [a.seed if isinstance(a, Attempt) else None for a in attempts] != chunk:
+            raise ScError(
+                f"strategy {challenger.name!r} broke its contract: attempt() must return one "
+                "Attempt per seed it is given, in their order"
+            )
         if log:
-            log.add(attempts, challenger.model.model_id)
+            log.add(attempts, challenger.author)
         made += attempts
     return made
 
@@ -228,6 +249,7 @@ def train(
     if not tasks:
         raise ScError("no tasks to train on")
     trainer = backend if isinstance(backend, RLBackend) else get_backend(backend, options)
+    reward = get_shaper(shaper)  # a mistyped name fails before any pool or model starts
     serving, path = parse_model_spec(model)
     sampler_spec = teacher or (None if serving == "transformers" else f"{serving}:{path}")
     with _pool(pool) as opened, _sampler(rollout_model, sampler_spec) as sampler:
@@ -238,7 +260,7 @@ def train(
             release_rollout_model=release_rollout_model or _closer(sampler),
             out_dir=Path(out),
             pool=opened,
-            shaper=get_shaper(shaper),
+            shaper=reward,
             tools=toolset(tools) if tools else None,
             agent=agent or AgentConfig(),
         )

@@ -2,8 +2,8 @@
 
 Strategies are plugins (``register_challengers``); the built-ins are ``explore`` (the paper's:
 call the tools first, then write a task) and ``seeded`` (few-shot from example tasks). Every
-candidate, parsed or not, goes through the CaT filter; one that does not parse is rejected at
-``parses`` with its raw text kept.
+candidate, parsed or not, goes through the CaT filter; one that does not parse, or that the
+challenger declined to write, is rejected at ``parses`` with its raw text and reason kept.
 
 The format a challenger writes::
 
@@ -50,7 +50,7 @@ Write exactly these parts, in this order:
 <instruction>the request a user would make, in plain words, with every value it needs</instruction>
 <verify>
 def verify(state, answer):
-    return ...  # True only if the task was done: check the answer and/or the state
+    return ...  # True only if the task was done: check the exact answer and/or the state
 </verify>
 <solution>
 def solve(tools):
@@ -95,10 +95,14 @@ def state_example(toolset: Toolset, seed: int, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit] + " ...}"
 
 
-def cat_prompt(toolset: Toolset, seed: int) -> str:
-    return CAT_INSTRUCTIONS.format(
+def cat_prompt(toolset: Toolset, seed: int, guidance: str = "") -> str:
+    """The request to write one task: the format, the tools, a state example, and then
+    ``guidance`` (``ChallengeConfig.guidance``, such as a curriculum's), last, where a small
+    model reads it just before it writes."""
+    prompt = CAT_INSTRUCTIONS.format(
         signatures=signatures(toolset), state_example=state_example(toolset, seed)
     )
+    return f"{prompt}\n\n{guidance.strip()}" if guidance.strip() else prompt
 
 
 def _strip(code: str) -> str:
@@ -155,29 +159,59 @@ class ChallengeConfig:
     """Attempts generated together. Each chunk is saved before the next starts (see
     ``api.challenge``'s ``attempts_file``), so a killed challenge loses one chunk at most;
     larger chunks keep a big accelerator busier."""
+    guidance: str = ""
+    """What kind of task to write, said in words and added to every writing prompt (``sc run
+    --curriculum`` says which recent tasks were too easy, learnable or too hard). Every
+    strategy adds it where it asks for the task; ``cat_prompt(toolset, seed,
+    config.guidance)`` does."""
 
 
 @dataclass
 class Attempt:
-    """What one challenger attempt produced, before filtering."""
+    """What one challenger attempt produced for one seed, before filtering: a task in the
+    tagged format, or a reason to write none (``Attempt(seed, declined="...")``)."""
 
     seed: int
-    text: str
+    text: str = ""
+    """The task in the tagged format (:func:`render_cat` writes it, :func:`parse_cat` reads
+    it); empty when declined."""
     messages: list[dict[str, Any]] = field(default_factory=list)
+    """The conversation that led to it (an exploration), kept in the task's provenance."""
+    declined: str | None = None
+    """Why the challenger wrote no task for this seed, kept as the rejection reason; None
+    when it wrote one."""
+
+    def __post_init__(self) -> None:
+        if self.declined is None:
+            return
+        if not isinstance(self.declined, str) or not self.declined.strip():
+            raise ValueError(f"seed {self.seed}: declined must be a reason, a non-empty string")
+        if self.text:
+            raise ValueError(f"seed {self.seed}: a declined attempt has no text")
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Attempt:
-        return cls(int(row["seed"]), str(row["text"]), list(row.get("messages") or []))
+        messages = list(row.get("messages") or [])
+        return cls(int(row["seed"]), str(row["text"]), messages, row.get("declined"))
 
 
 class Challenger(ABC):
-    """A challenger strategy. Plugins register subclasses by name."""
+    """A challenger strategy. Plugins register subclasses by name; the contract is
+    :func:`sc_core.hookspecs.register_challengers`."""
 
     name: ClassVar[str]
+    needs_model: ClassVar[bool] = True
+    """False for a strategy that writes tasks without a model (from templates, say): sc then
+    loads none, and the constructor gets ``model=None``."""
 
-    def __init__(self, model: ModelBackend, config: ChallengeConfig | None = None):
+    def __init__(self, model: ModelBackend | None, config: ChallengeConfig | None = None):
         self.model = model
         self.config = config or ChallengeConfig()
+
+    @property
+    def author(self) -> str | None:
+        """The model id its tasks' provenance names; None for a strategy without a model."""
+        return self.model.model_id if self.model is not None else None
 
     @abstractmethod
     def attempt(
@@ -208,12 +242,15 @@ class Challenger(ABC):
     def candidates(self, toolset: ToolsetSpec, seeds: list[int], **kwargs: Any) -> list[TaskLine]:
         """One attempt per seed, as task lines for the filter."""
         attempts = self.attempt(toolset, seeds, **kwargs)
-        return task_lines(attempts, toolset.spec, self.name, self.model.model_id)
+        return task_lines(attempts, toolset.spec, self.name, self.author)
 
 
-def task_lines(attempts: list[Attempt], toolset: str, strategy: str, model: str) -> list[TaskLine]:
-    """Attempts as task lines for the filter, with provenance; unparseable ones keep their raw
-    text and reason."""
+def task_lines(
+    attempts: list[Attempt], toolset: str, strategy: str, model: str | None
+) -> list[TaskLine]:
+    """Attempts as task lines for the filter, with provenance (``model`` None: no model wrote
+    them). One that declined or does not parse is a line without a task that keeps its raw
+    text, seed, provenance and reason, so the filter rejects it at ``parses`` with that reason."""
     lines = []
     for number, attempt in enumerate(attempts, 1):
         origin = {
@@ -222,14 +259,23 @@ def task_lines(attempts: list[Attempt], toolset: str, strategy: str, model: str)
             "provenance": {"strategy": strategy, "model": model, "exploration": attempt.messages},
         }
         try:
-            cat = parse_cat(attempt.text)
+            cat = _parts(attempt)
         except ValueError as error:
-            reason = f"unparseable task: {error}"
-            lines.append(TaskLine(number, None, attempt.text, reason, origin))
+            lines.append(TaskLine(number, None, attempt.text, str(error), origin))
             continue
         origin["provenance"]["raw"] = attempt.text
         lines.append(parse_line(number, json.dumps(cat | origin)))
     return lines
+
+
+def _parts(attempt: Attempt) -> dict[str, Any]:
+    """The task an attempt wrote; ValueError with the rejection reason when it wrote none."""
+    if attempt.declined:
+        raise ValueError(f"declined: {attempt.declined}")
+    try:
+        return parse_cat(attempt.text)
+    except ValueError as error:
+        raise ValueError(f"unparseable task: {error}") from None
 
 
 class AttemptLog:
@@ -250,8 +296,8 @@ class AttemptLog:
             try:
                 row = json.loads(line)
                 Attempt.from_dict(row)
-                if not isinstance(row.get("model"), str):
-                    raise ValueError("it names no model")
+                if "model" not in row or not isinstance(row["model"], str | None):
+                    raise ValueError("its model is neither a model id nor null")
             except (ValueError, TypeError, KeyError, AttributeError) as error:
                 raise ScError(f"{self.path}:{number}: not a saved attempt ({error})") from None
             if any(row.get(name) != value for name, value in self.key.items()):
@@ -264,20 +310,21 @@ class AttemptLog:
 
     @property
     def model(self) -> str | None:
-        """The model that made the saved attempts (None when there are none)."""
+        """The model that made the saved attempts (None when there are none, or when their
+        strategy needs no model)."""
         return self.rows[0]["model"] if self.rows else None
 
     def attempts(self) -> dict[int, Attempt]:
         return {attempt.seed: attempt for attempt in map(Attempt.from_dict, self.rows)}
 
-    def check(self, model: str) -> None:
+    def check(self, model: str | None) -> None:
         """An error unless the saved attempts (if any) were made by ``model``."""
-        if self.model not in (None, model):
+        if self.rows and self.model != model:
             raise ScError(
                 f"{self.path} holds attempts by {self.model}, not {model}; remove it to start again"
             )
 
-    def add(self, attempts: list[Attempt], model: str) -> None:
+    def add(self, attempts: list[Attempt], model: str | None) -> None:
         self.check(model)
         self.rows += [self.key | {"model": model} | asdict(attempt) for attempt in attempts]
         write_jsonl(self.path, self.rows)

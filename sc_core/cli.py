@@ -13,9 +13,11 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
+from rich.text import Text
 
-from . import api
+from . import api, diversity
 from .agent import AgentConfig
 from .challenge import ChallengeConfig
 from .errors import ScError
@@ -28,7 +30,7 @@ from .run import Events, Run, RunConfig
 from .sandbox import Limits, SandboxPool, get_sandbox
 from .task import CodeAsTask, read_tasks, write_json, write_jsonl
 from .toolcalls import ANSWER_PROTOCOLS
-from .tools import load_toolset
+from .tools import Toolset, load_toolset
 from .train import parse_options
 from .verify import FilterReport, Verdict, run_filter
 
@@ -41,6 +43,47 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
+class ListedOption(click.Option):
+    """An option that takes a name plugins register: its help ends with the registered names.
+
+    They are looked up when the help is shown, not when this module is imported, because
+    plugins load after the CLI is built (a plugin may add commands to it).
+    """
+
+    def __init__(self, *decls: Any, listing: Callable[[], str], **kwargs: Any) -> None:
+        self.listing = listing
+        super().__init__(*decls, **kwargs)
+
+    @property
+    def help(self) -> str:
+        """The option's own help, then what is registered now."""
+        return f"{self._help} {self.listing()}".strip()
+
+    @help.setter
+    def help(self, text: str | None) -> None:
+        self._help = text or ""
+
+
+def registered(hook: str) -> Callable[[], str]:
+    """The listing of an option that takes a name registered under ``hook``."""
+    return lambda: f"Registered: {', '.join(sorted(registry(hook))) or 'none'}."
+
+
+def toolset_listing() -> str:
+    """The listing of --tools: registered names and schemes, and that Python works too."""
+    names = sorted(registry("register_toolsets"))
+    schemes = ", ".join(f"{name}SPEC" for name in names if name.endswith(":"))
+    plain = ", ".join(name for name in names if not name.endswith(":"))
+    return f"Registered: {plain}; schemes: {schemes}. A module, file.py or module:attr works too."
+
+
+def tools_option(help_text: str, **kwargs: Any) -> Callable[[Callable], Callable]:
+    """--tools, whose help lists the registered toolsets."""
+    return click.option(
+        "--tools", "tools_spec", cls=ListedOption, listing=toolset_listing, help=help_text, **kwargs
+    )
+
+
 @click.group()
 @click.version_option(package_name="sc-core")
 def cli() -> None:
@@ -50,28 +93,46 @@ def cli() -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def plugins(as_json: bool) -> None:
-    """List every plugin, built-in and installed, with the hooks it implements."""
+    """List every plugin, built-in and installed: the hooks it implements and what it registered
+    under each; a plugin that was skipped, with the reason."""
     rows = plugin_info()
     if as_json:
         emit_json(rows)
         return
-    table = Table(Column("plugin", no_wrap=True), "version", "hooks")
+    table = Table(Column("plugin", no_wrap=True), "version", "hooks: registered")
     for row in rows:
-        hooks = ", ".join(hook.removeprefix("register_") for hook in row["hooks"])
-        name = row["name"]
-        if row["builtin"]:
-            name = name.removeprefix("sc_core.default_plugins.") + " (built-in)"
-        table.add_row(name, row["version"] or "", hooks or f"[red]failed: {row['error']}[/red]")
+        name = row["name"] + " (built-in)" * row["builtin"]
+        table.add_row(name, row["version"] or "", plugin_hooks(row))
     stdout.print(table)
+
+
+def plugin_hooks(row: dict[str, Any]) -> Text:
+    """A plugin's hooks, one a line, each with the names it registered; or why it was skipped."""
+    if "error" in row:
+        return Text(f"skipped: {row['error']}", style="red")
+    lines = [
+        f"{hook}: {', '.join(row['registered'][hook])}" if hook in row["registered"] else hook
+        for hook in row["hooks"]
+    ]
+    return Text("\n".join(lines))
 
 
 @cli.command()
 @click.argument("spec")
 @click.option("--json", "as_json", is_flag=True, help="Print the tools as JSON function specs.")
 def tools(spec: str, as_json: bool) -> None:
-    """Show the tools of toolset SPEC: a name, a module, a .py file, or scheme:spec."""
+    """Show the tools of toolset SPEC: a name, a module, a .py file, or scheme:spec.
+
+    Warnings go to stderr, one a line: what models will not be told (a tool or parameter
+    without a description, a parameter without a type) and a state() that is not JSON data."""
     toolset = load_toolset(spec).create()
     try:
+        for tool in toolset.tools.values():
+            for problem in tool.warnings():
+                warn(problem)
+        state_problem = state_warning(toolset)
+        if state_problem:
+            warn(state_problem)
         if as_json:
             emit_json([tool.spec() for tool in toolset.tools.values()])
             return
@@ -86,6 +147,24 @@ def tools(spec: str, as_json: bool) -> None:
         stdout.print(table)
     finally:
         toolset.close()
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr, never wrapped, whatever brackets the message holds."""
+    console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def state_warning(toolset: Toolset) -> str | None:
+    """What is wrong with the toolset's state after ``reset(0)``, or None: a state that is
+    not JSON data would otherwise only show as the rejection reason of every task."""
+    try:
+        toolset.reset(0)
+        toolset.state()
+    except ScError as error:
+        return f"{error} (after reset(0))"
+    except Exception as error:
+        return f"reset(0) then state() failed: {type(error).__name__}: {error}"
+    return None
 
 
 def print_filter_summary(report: FilterReport) -> None:
@@ -122,7 +201,8 @@ def sandbox_options(command):
         help="Sandbox workers.",
     )(command)
     return click.option(
-        "--sandbox", "sandbox_name", help="Sandbox to run code in (default: bwrap on Linux)."
+        "--sandbox", "sandbox_name", cls=ListedOption, listing=registered("register_sandboxes"),
+        help="Sandbox to run code in (default: bwrap on Linux).",
     )(command)  # fmt: skip
 
 
@@ -172,7 +252,7 @@ def open_pool(sandbox_name: str | None, workers: int, timeout: float) -> Sandbox
 def warn_if_weaker(sandbox_name: str | None) -> None:
     sandbox = get_sandbox(sandbox_name)
     if sandbox.weaker:
-        console.print(f"[yellow]warning:[/yellow] {sandbox.weaker}")
+        warn(sandbox.weaker)
 
 
 def load_task_file(path: str) -> list[CodeAsTask]:
@@ -189,7 +269,7 @@ def load_task_file(path: str) -> list[CodeAsTask]:
 
 @cli.command()
 @click.argument("tasks", type=click.Path(dir_okay=False))
-@click.option("--tools", "tools_spec", help="Toolset spec for every task (default: each task's).")
+@tools_option("Toolset spec for every task (default: each task's).")
 @click.option("--json", "as_json", is_flag=True, help="Print {total, kept, stages, tasks} as JSON.")
 @click.option("--kept", "kept_path", type=click.Path(dir_okay=False), help="Write kept tasks here.")
 @click.option(
@@ -260,11 +340,14 @@ def models(as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--tools", "tools_spec", required=True, help="The toolset to write tasks for.")
+@tools_option("The toolset to write tasks for.", required=True)
 @click.option("-n", "attempts", type=int, default=20, show_default=True, help="Attempts.")
 @click.option("--model", help=f"Model spec ({MODEL_DEFAULT}).")
 @click.option("--challenger-model", help="A different model to write the tasks (distillation).")
-@click.option("--strategy", default="explore", show_default=True, help="Challenger strategy.")
+@click.option(
+    "--strategy", default="explore", show_default=True, cls=ListedOption,
+    listing=registered("register_challengers"), help="Challenger strategy.",
+)  # fmt: skip
 @click.option("--examples", type=click.Path(dir_okay=False), help="Example tasks for seeded.")
 @click.option("--out", default="tasks.jsonl", show_default=True, help="Kept tasks go here.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first attempt.")
@@ -278,7 +361,10 @@ def models(as_json: bool) -> None:
 @click.option(
     "--resume", is_flag=True, help="Go on with the attempts a killed challenge saved for --out."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print {attempts, kept, stages} as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print {attempts, kept, stages, diversity} as JSON (diversity: of the kept tasks).",
+)  # fmt: skip
 @episode_options(
     ChallengeConfig.explore_turns,
     ChallengeConfig.explore_tokens,
@@ -341,16 +427,25 @@ def challenge(
     rejected = stem + ".rejected.jsonl"
     write_jsonl(rejected, result.rejected)
     saved.unlink(missing_ok=True)
+    figures = diversity.measure(result.kept)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(result.to_dict() | {"diversity": figures})
         return
     print_filter_summary(result.report)
+    if figures["tasks"]:
+        spread = figures["embedding_spread"]
+        stdout.print(
+            f"diversity: {figures['tools_per_task']['mean']:.2f} tools per task; "
+            f"{figures['tool_sequences']['distinct']} of {figures['tasks']} tool sequences "
+            f"distinct; instruction spread {'-' if spread is None else f'{spread:.3f}'}",
+            soft_wrap=True,
+        )
     stdout.print(f"kept tasks: {out}; rejected, with reasons: {rejected}", soft_wrap=True)
 
 
 @cli.command(name="eval")
 @click.option("--tasks", "tasks_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--tools", "tools_spec", help="Toolset spec for every task (default: each task's).")
+@tools_option("Toolset spec for every task (default: each task's).")
 @click.option("--model", help=f"Model spec ({MODEL_DEFAULT}).")
 @click.option("-k", "k", type=int, default=1, show_default=True, help="Episodes per task.")
 @click.option("--limit", type=int, metavar="N", help="Evaluate only the first N tasks of the file.")
@@ -399,9 +494,10 @@ def eval_command(
 
 def backend_options(command):
     """--backend, --option and --shaper, shared by train and run."""
-    command = click.option("--shaper", default="binary", show_default=True, help="Reward shaper.")(
-        command
-    )
+    command = click.option(
+        "--shaper", default="binary", show_default=True, cls=ListedOption,
+        listing=registered("register_reward_shapers"), help="Reward shaper.",
+    )(command)  # fmt: skip
     command = click.option(
         "--option",
         "options",
@@ -413,13 +509,16 @@ def backend_options(command):
         "--backend",
         default="rft",
         show_default=True,
-        help="RL backend: rft (rejection fine-tuning, the paper's main setting) or grpo.",
+        cls=ListedOption,
+        listing=registered("register_rl_backends"),
+        help="RL backend, the trainer (rft: rejection fine-tuning, the paper's main setting); "
+        "the model's inference backend is --model's prefix, e.g. vllm:smollm2.",
     )(command)
 
 
 @cli.command()
 @click.argument("tasks_path", metavar="TASKS", type=click.Path(dir_okay=False))
-@click.option("--tools", "tools_spec", help="Toolset spec for every task (default: each task's).")
+@tools_option("Toolset spec for every task (default: each task's).")
 @click.option("--model", help=f"Starting checkpoint: a path, hub id or alias ({MODEL_DEFAULT}).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Checkpoint folder.")
 @click.option(
@@ -469,14 +568,17 @@ def train(
 
 
 @cli.command()
-@click.option("--tools", "tools_spec", help="The toolset to challenge and train on.")
+@tools_option("The toolset to challenge and train on.")
 @click.option("--model", help=f"Starting executor ({MODEL_DEFAULT}).")
 @click.option("--iterations", type=int, default=RunConfig.iterations, show_default=True)
 @click.option(
     "--tasks-per-iteration", type=int, default=RunConfig.tasks_per_iteration, show_default=True,
     help="Challenger attempts per iteration.",
 )  # fmt: skip
-@click.option("--strategy", default=RunConfig.strategy, show_default=True)
+@click.option(
+    "--strategy", default=RunConfig.strategy, show_default=True, cls=ListedOption,
+    listing=registered("register_challengers"), help="Challenger strategy.",
+)  # fmt: skip
 @click.option("--challenger-model", help="A fixed, different model writes the tasks.")
 @click.option(
     "--teacher", help="A stronger model whose rollouts the executor learns from (distillation)."
@@ -508,6 +610,12 @@ def train(
     show_default=True,
     help="Train only on tasks the executor solves sometimes, not always.",
 )
+@click.option(
+    "--curriculum", is_flag=True,
+    help="From iteration 2 on, tell the challenger which recent tasks the executor solved "
+    "always, sometimes or never, and ask for ones it solves sometimes (20-80%). Implies "
+    "--learnability, whose check measures those pass rates.",
+)  # fmt: skip
 @episode_options(
     RunConfig.max_turns,
     RunConfig.max_new_tokens,
@@ -573,7 +681,8 @@ def run(resume, as_json, options, name, **settings) -> None:
 @cli.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
 def report(run_dir) -> None:
-    """Write RUN/report.html (plots of filter yield, reward and pass rates) and print a summary.
+    """Write RUN/report.html (plots of filter yield, task diversity, reward and pass rates) and
+    print a summary.
 
     RUN is a run directory, or a run name under runs/."""
     path = Path(run_dir)

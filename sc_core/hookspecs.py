@@ -25,9 +25,40 @@ def register_toolsets(register):
 
 @hookspec
 def register_challengers(register):
-    """Register challenger strategies: ``register(name, strategy_class)``.
+    """Register challenger strategies: ``register(name, strategy_class)``; ``--strategy NAME``
+    (``sc challenge``, ``sc run``) picks one.
 
-    A strategy explores a toolset with a model and writes candidate Code-as-Tasks.
+    A strategy writes candidate Code-as-Tasks for a toolset, usually with a model.
+    ``strategy_class`` subclasses :class:`sc_core.challenge.Challenger`:
+
+    - ``name``: the registered name; it is recorded in every task's provenance.
+    - ``needs_model`` (default True): False for a strategy that writes without a model (from
+      templates, say); sc then loads none.
+    - ``__init__(model, config)``, inherited: sc builds one instance per challenge with the
+      :class:`~sc_core.models.ModelBackend` that writes (None when ``needs_model`` is False)
+      and a :class:`~sc_core.challenge.ChallengeConfig` (sampling, exploration limits,
+      ``examples``, ``chunk``), kept as ``self.model`` and ``self.config``.
+    - ``config.guidance``: what kind of task to write, in words (``sc run --curriculum``: which
+      recent tasks the executor found too easy, learnable or too hard). A strategy adds it to
+      every writing prompt; ``cat_prompt(instance, seed, config.guidance)`` does.
+    - ``attempt(toolset, seeds, on_step=None) -> list[Attempt]``: ``toolset`` is a
+      :class:`~sc_core.tools.ToolsetSpec` (``toolset.create()`` builds a fresh instance; close
+      the ones you create); ``seeds`` is a chunk of at most ``config.chunk`` of the challenge's
+      seeds, each the seed a task's toolset is reset with. Return one
+      :class:`~sc_core.challenge.Attempt` per seed, in their order: ``Attempt(seed, text,
+      messages)``, ``text`` a task in the tagged format (``render_cat(task)`` writes one;
+      ``parse_cat`` reads it) and ``messages`` the conversation that led to it, or
+      ``Attempt(seed, declined=reason)`` for a seed it writes no task for. ``on_step(done)``,
+      when given, reports progress: how many of these seeds are finished so far. Raise
+      :class:`sc_core.errors.ScError` for a challenge it cannot make at all.
+
+    Only the tagged parts (instruction, verify, solution, failures) are read from ``text``:
+    sc assigns each task's ``toolset``, ``seed`` (the attempt's), ``id`` (from its content)
+    and ``provenance`` (``strategy``; ``model``, the writer's model id or None;
+    ``exploration``, the messages; ``raw``, the text). Every attempt goes through the CaT
+    filter: one declined or unparseable is rejected at ``parses`` with its reason
+    (``declined: ...``, ``unparseable task: ...``). sc saves each chunk of attempts before
+    asking for the next, so a killed challenge resumes without making them again.
     """
 
 

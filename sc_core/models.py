@@ -11,6 +11,7 @@ Hugging Face hub id.
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import tempfile
@@ -199,13 +200,15 @@ def default_backend() -> str:
     """The backend of a spec that names none: ``SC_BACKEND`` when set, else the installed
     backend of highest ``default_rank`` (vLLM generates several times faster than transformers,
     on CPUs too: 270 against 36 tokens/s for SmolLM2 agent episodes on two cores)."""
-    from .plugins import registry
+    from .plugins import available, registry
 
     backends = registry("register_models")
     chosen = os.environ.get("SC_BACKEND")
     if chosen:
         if chosen not in backends:
-            raise ScError(f"SC_BACKEND={chosen!r} is not a model backend: {', '.join(backends)}")
+            raise ScError(
+                f"SC_BACKEND={chosen!r} is not a model backend{available(chosen, backends)}"
+            )
         return chosen
     ranked = sorted(backends.items(), key=lambda item: -item[1].default_rank)
     return next((name for name, cls in ranked if cls.installed()), "transformers")
@@ -213,23 +216,30 @@ def default_backend() -> str:
 
 def parse_model_spec(spec: str | None) -> tuple[str, str]:
     """``[backend:]model`` split into (backend, model); no backend means
-    :func:`default_backend`."""
-    from .plugins import registry
+    :func:`default_backend`.
+
+    Any other prefix is part of the model's name (a Windows path, say), unless it is a typo
+    away from a backend (``vlm:smollm2``) and the spec is no local path or alias: that is an
+    error with the closest backend, not a model that fails to load later, obscurely.
+    """
+    from .model_sources import find_source
+    from .plugins import available, registry
 
     spec = spec or default_model()
     backend, _, rest = spec.partition(":")
-    if rest and backend in registry("register_models"):
+    backends = registry("register_models")
+    if rest and backend in backends:
         return backend, rest
+    mistyped = difflib.get_close_matches(backend, backends, n=1, cutoff=0.8)
+    if rest and mistyped and not (Path(spec).exists() or find_source(spec)):
+        raise ScError(f"unknown model backend {backend!r}{available(backend, backends)}")
     return default_backend(), spec
 
 
 def load_model(spec: str | None = None, **options: Any) -> ModelBackend:
     """Load the model a spec names, with the backend it names (:func:`default_backend` when it
     names none)."""
-    from .plugins import registry
+    from .plugins import lookup
 
     backend_name, model = parse_model_spec(spec)
-    backends = registry("register_models")
-    if backend_name not in backends:
-        raise ScError(f"unknown model backend {backend_name!r}; available: {', '.join(backends)}")
-    return backends[backend_name](model, **options)
+    return lookup("register_models", "model backend", backend_name)(model, **options)

@@ -10,10 +10,12 @@ import base64
 import html
 import io
 import json
+from math import nan
 from pathlib import Path
 from typing import Any
 
 from .errors import ScError
+from .run import LEARNABLE
 from .task import write_text
 from .verify import STAGES
 
@@ -33,13 +35,18 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def summary_rows(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per iteration: attempts, kept, learnable, training, pass@1/pass@k before/after."""
+    """One row per iteration: attempts, kept, their diversity, learnable, training, pass@1 and
+    pass@k before/after."""
     table: dict[int, dict[str, Any]] = {}
     for row in metrics:
         entry = table.setdefault(row["iteration"], {"iteration": row["iteration"]})
         kind = row["kind"]
         if kind == "filter":
             entry.update(attempts=row["attempts"], kept=row["kept"])
+            if figures := row.get("diversity"):  # runs from before it was measured have none
+                entry["tools_per_task"] = figures["tools_per_task"]["mean"]
+                entry["tool_sequences"] = figures["tool_sequences"]["distinct"]
+                entry["embedding_spread"] = figures["embedding_spread"]
         elif kind == "eval":
             entry[f"pass_at_1_{row['when']}"] = row.get("pass_at_1")
             entry[f"pass_at_k_{row['when']}"] = row.get("pass_at_k")
@@ -66,8 +73,9 @@ def plot_filter(metrics: list[dict[str, Any]], plt: Any) -> str | None:
     figure, axes = plt.subplots(figsize=(7, 3.5))
     for row in rows:
         total = row["attempts"] + row.get("extra_tasks", 0)
-        shares = [100 * row["stages"][stage] / total if total else 0 for stage in STAGES]
-        axes.plot(STAGES, shares, marker="o", label=f"iteration {row['iteration']}")
+        stages = [stage for stage in STAGES if stage in row["stages"]]  # a run may predate one
+        shares = [100 * row["stages"][stage] / total if total else 0 for stage in stages]
+        axes.plot(stages, shares, marker="o", label=f"iteration {row['iteration']}")
     axes.set_ylabel("% of attempts surviving")
     axes.set_ylim(0, 100)
     axes.set_title("CaT filter yield per stage")
@@ -139,10 +147,79 @@ def plot_curve(summary: list[dict[str, Any]], plt: Any) -> str | None:
     return _png(figure)
 
 
+def plot_pass_rates(metrics: list[dict[str, Any]], plt: Any) -> str | None:
+    """How often the executor solved each task the learnability check tried, one histogram
+    per iteration, over the band the curriculum asks for."""
+    rows = [row for row in metrics if row["kind"] == "learnability" and row.get("rates")]
+    if not rows:
+        return None
+    k = max(row["k"] for row in rows)
+    edges = [(step - 0.5) / k for step in range(k + 2)]  # one bin per possible rate, j/k
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    low, high = LEARNABLE
+    axes.axvspan(low, high, color="tab:green", alpha=0.1, label="learnable band")
+    axes.hist(
+        [list(row["rates"].values()) for row in rows],
+        bins=edges,
+        label=[f"iteration {row['iteration']}" for row in rows],
+    )
+    axes.set_xlim(edges[0], edges[-1])
+    axes.set_xticks([step / k for step in range(k + 1)])
+    axes.set_xlabel(f"pass rate over {k} tries")
+    axes.set_ylabel("tasks")
+    axes.set_title("Pass rates of each iteration's tasks (learnability check)")
+    axes.legend(fontsize=8)
+    return _png(figure)
+
+
+def plot_diversity(metrics: list[dict[str, Any]], plt: Any) -> str | None:
+    """The kept tasks' diversity per iteration: how many tools each uses (stacked shares),
+    and the share of distinct tool sequences and the instructions' embedding spread."""
+    rows = [
+        row
+        for row in metrics
+        if row["kind"] == "filter" and row.get("diversity") and row["diversity"]["tasks"]
+    ]
+    if not rows:
+        return None
+    figure, (tools, spread) = plt.subplots(1, 2, figsize=(11, 3.5))
+    iterations = [row["iteration"] for row in rows]
+    counts = [row["diversity"]["tools_per_task"]["counts"] for row in rows]
+    bottoms = [0.0] * len(rows)
+    for size in sorted({size for count in counts for size in count}, key=int):
+        shares = [
+            count.get(size, 0) / row["diversity"]["tasks"]
+            for count, row in zip(counts, rows, strict=True)
+        ]
+        tools.bar(iterations, shares, bottom=bottoms, label=f"{size} tool{'s' * (size != '1')}")
+        bottoms = [bottom + share for bottom, share in zip(bottoms, shares, strict=True)]
+    tools.set_xticks(iterations)
+    tools.set_xlabel("iteration")
+    tools.set_ylabel("share of kept tasks")
+    tools.set_ylim(0, 1)
+    tools.set_title("Tools per kept task")
+    tools.legend(fontsize=8)
+    for label, value in (
+        ("distinct tool sequences / tasks", lambda d: d["tool_sequences"]["share"]),
+        ("instruction embedding spread", lambda d: d["embedding_spread"]),
+    ):
+        values = [value(row["diversity"]) for row in rows]
+        spread.plot(iterations, [nan if v is None else v for v in values], marker="o", label=label)
+    spread.set_xticks(iterations)
+    spread.set_xlabel("iteration")
+    spread.set_ylim(bottom=0)
+    spread.set_title("Diversity of kept tasks")
+    spread.legend(fontsize=8)
+    return _png(figure)
+
+
 COLUMNS = {
     "iteration": "iter",
     "attempts": "attempts",
     "kept": "kept",
+    "tools_per_task": "tools/task",
+    "tool_sequences": "tool seqs",
+    "embedding_spread": "spread",
     "learnable": "learnable",
     "trained_on": "trained on",
     "pass_at_1_before": "pass@1 before",
@@ -170,7 +247,9 @@ def write_report(run_dir: Path) -> Path:
     metrics = read_metrics(run_dir)
     summary = summary_rows(metrics)
     plots = [plot(summary, plt) for plot in (plot_curve, plot_pass)]
-    plots += [plot(metrics, plt) for plot in (plot_filter, plot_reward)]
+    plots += [
+        plot(metrics, plt) for plot in (plot_filter, plot_pass_rates, plot_diversity, plot_reward)
+    ]
     plt.close("all")
     head = "".join(f"<th>{label}</th>" for label in COLUMNS.values())
     body = "".join(

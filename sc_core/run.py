@@ -8,6 +8,11 @@ repeats only the phase that was cut; a cut challenge phase keeps the attempts it
 (``attempts.jsonl``, a chunk at a time). The files at the top of the run directory
 (``tasks.jsonl``, ``rejected.jsonl``, ``metrics.jsonl``) are rebuilt from the phase files after
 each phase, so they are always whole and always agree with them.
+
+With ``curriculum`` on, the challenger of iteration 2 and later is told how the executor did
+on the tasks of the last iteration that checked learnability: which it solved (almost)
+always, sometimes or (almost) never, with a few of each, and asked for tasks in the learnable
+band (:data:`LEARNABLE`). What it was told is saved as ``curriculum.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import api
+from . import api, diversity
 from .agent import AgentConfig
 from .challenge import ChallengeConfig
 from .errors import ScError
@@ -69,6 +74,10 @@ class RunConfig:
     """Train only on tasks the executor solves sometimes but not always."""
     learnability_k: int = 4
     """Samples per task for the learnability filter."""
+    curriculum: bool = False
+    """From iteration 2 on, tell the challenger which of its recent tasks the executor solved
+    always, sometimes or never, and ask for tasks it solves sometimes. The pass rates are the
+    learnability check's, so this turns ``learnability`` on."""
     tasks: str = ""
     """A task file added to the first iteration's candidates (for example from a stronger
     challenger); its tasks pass the same filter."""
@@ -93,6 +102,10 @@ class RunConfig:
     sandbox: str = ""
     workers: int = 2
     timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.curriculum:  # its pass rates come from the learnability check
+            self.learnability = True
 
     def agent(self) -> AgentConfig:
         return AgentConfig(
@@ -303,10 +316,12 @@ class Run:
         )
         self._phase(number, "challenge")
         extra = self.extra_tasks() if number == 1 else []
+        guidance = self.curriculum(number, folder)
+        needs_model = api.strategy_class(config.strategy).needs_model
         result = api.challenge(
             config.tools,
             config.tasks_per_iteration,
-            self.serve(writer),
+            self.serve(writer) if needs_model else None,
             strategy=config.strategy,
             config=ChallengeConfig(
                 explore_turns=config.max_turns,
@@ -316,6 +331,7 @@ class Run:
                 temperature=config.temperature,
                 constrained=config.constrained,
                 chunk=config.challenge_chunk,
+                guidance=guidance,
             ),
             seed=config.seed + 100_000 * number,
             pool=pool,
@@ -328,9 +344,28 @@ class Run:
         write_jsonl(folder / "kept.jsonl", [task.to_dict() for task in kept])
         write_jsonl(folder / "heldout.jsonl", [task.to_dict() for task in heldout])
         write_jsonl(folder / "rejected.jsonl", result.rejected)
-        write_json(folder / "filter.json", result.to_dict() | {"extra_tasks": len(extra)})
+        figures = {"extra_tasks": len(extra), "diversity": diversity.measure(result.kept)}
+        write_json(folder / "filter.json", result.to_dict() | figures)
         (folder / "attempts.jsonl").unlink(missing_ok=True)  # the phase files hold them all
         self.dir.rebuild(number)
+
+    def curriculum(self, number: int, folder: Path) -> str:
+        """The challenger's guidance for iteration ``number`` (saved as ``curriculum.json``):
+        empty without ``curriculum``, and before any iteration has checked learnability."""
+        if not self.config.curriculum:
+            return ""
+        for earlier in range(number - 1, 0, -1):
+            source = self.dir.iteration(earlier)
+            if (learn := _load(source / "learnability.json")) is not None:
+                instructions = {
+                    row["id"]: row["instruction"] for row in _rows(source / "kept.jsonl")
+                }
+                guidance = curriculum_guidance(learn["rates"], instructions, learn["k"])
+                write_json(
+                    folder / "curriculum.json", {"from_iteration": earlier, "guidance": guidance}
+                )
+                return guidance
+        return ""
 
     def extra_tasks(self) -> list[TaskLine]:
         if not self.config.tasks:
@@ -489,6 +524,48 @@ class Run:
             {"checkpoint": str(checkpoint.resolve()), "tasks": len(tasks), "steps": steps},
         )
         self.dir.rebuild(number)
+
+
+LEARNABLE = (0.2, 0.8)
+"""Pass rates of the tasks the curriculum asks for: solved sometimes, so that training on
+them has something to learn (a task solved always or never gives every rollout the same
+reward)."""
+
+BANDS = (
+    ("almost always (too easy)", lambda rate: rate > LEARNABLE[1]),
+    ("sometimes (the right difficulty)", lambda rate: LEARNABLE[0] <= rate <= LEARNABLE[1]),
+    ("almost never (too hard)", lambda rate: rate < LEARNABLE[0]),
+)
+"""How the curriculum groups the executor's pass rates, in the words the challenger reads."""
+
+
+def curriculum_guidance(
+    rates: dict[str, float], instructions: dict[str, str], k: int, examples: int = 3
+) -> str:
+    """What the curriculum tells the challenger: how many of its recent tasks (``rates``, by
+    id, over ``k`` tries) the executor solved almost always, sometimes or almost never, up to
+    ``examples`` instructions of each, shortened, and a request for tasks of the right
+    difficulty. Only instructions are shown, so it says the same for any toolset."""
+    tried = [(instructions[key], rate) for key, rate in rates.items() if key in instructions]
+    if not tried:
+        return ""
+    low, high = (round(100 * bound) for bound in LEARNABLE)
+    times = "once" if k == 1 else f"{k} times"
+    lines = [f"The executor tried each of your last {len(tried)} tasks {times}."]
+    for label, within in BANDS:
+        group = [text for text, rate in tried if within(rate)]
+        lines.append(f"It solved {len(group)} of them {label}" + (":" if group else "."))
+        lines += [f"- {_shorten(text)}" for text in group[:examples]]
+    lines.append(
+        "Write a task of the right difficulty: one the executor would solve in "
+        f"{low}% to {high}% of its tries, harder than the first group and easier than the last."
+    )
+    return "\n".join(lines)
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def validate(config: RunConfig) -> None:

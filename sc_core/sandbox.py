@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -68,6 +68,10 @@ class Outcome:
     error: str | None = None
     output: str = ""
     tool_calls: int = 0
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    """The tool calls within ``max_tool_calls``, in order: ``(tool, arguments)`` as the host
+    received them (positional arguments already named). The CaT filter compares solutions by
+    them; ``tool_calls`` also counts the refused ones past the limit, kept out of memory."""
 
 
 class WorkerProcess(ABC):
@@ -261,6 +265,7 @@ class Worker:
     def _serve(self, job_id: str, toolset: Toolset | None, deadline: float) -> Outcome:
         outcome = None
         calls = 0
+        recorded: list[tuple[str, Any]] = []
         while True:
             message = self._reader.read(deadline)
             op = message.get("op")
@@ -268,6 +273,8 @@ class Worker:
                 raise _Broken("the sandbox answered for another job")
             if op == "call":
                 calls += 1
+                if calls <= self.limits.max_tool_calls:
+                    recorded.append((str(message.get("tool")), message.get("args")))
                 self._send(_frame(self._answer(message, toolset, calls)), deadline)
             elif op == "result" and outcome is None:
                 outcome = Outcome(bool(message.get("ok")), message.get("value"))
@@ -282,7 +289,7 @@ class Worker:
             reason = _STATUS.get(status, "exited without a result ({status})")
             outcome = Outcome(False, error=reason.format(status=status, **asdict(self.limits)))
         outcome.output = str(message.get("output", ""))
-        outcome.tool_calls = calls
+        outcome.tool_calls, outcome.calls = calls, recorded
         return outcome
 
     def _answer(self, message: dict[str, Any], toolset: Toolset | None, calls: int) -> dict:
@@ -344,13 +351,10 @@ def default_sandbox_name() -> str:
 
 def get_sandbox(name: str | None = None) -> Sandbox:
     """The sandbox registered as ``name`` (default: bwrap on Linux), ready to start workers."""
-    from .plugins import registry
+    from .plugins import lookup
 
-    sandboxes = registry("register_sandboxes")
     name = name or default_sandbox_name()
-    if name not in sandboxes:
-        raise ScError(f"unknown sandbox {name!r}; available: {', '.join(sorted(sandboxes))}")
-    cls = sandboxes[name]
+    cls = lookup("register_sandboxes", "sandbox", name)
     reason = cls.unavailable()
     if reason:
         raise ScError(f"sandbox {name!r} cannot run here: {reason}")

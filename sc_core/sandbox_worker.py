@@ -27,6 +27,7 @@ import builtins
 import contextlib
 import ctypes
 import json
+import math
 import os
 import resource
 import select
@@ -70,6 +71,57 @@ def write_frame(fd, message):
     data = HEADER.pack(len(body)) + body
     while data:
         data = data[os.write(fd, data) :]
+
+
+# --- JSON data -----------------------------------------------------------------------------
+
+
+def json_problem(value: object, path: str) -> str | None:
+    """Why ``value`` (called ``path``) is not JSON data, naming the first bad value by its path
+    (``state["due"][0] is a datetime.date``); None when it is JSON data.
+
+    json.dumps alone would fail without saying where, or quietly change the data (non-string
+    keys become strings). Tuples pass: they are arrays. The host shares this check, so that a
+    state, a tool result and a program's return value follow one rule with one kind of message.
+    """
+    try:
+        return _problem(value, path, set())
+    except RecursionError:
+        return f"{path} is nested too deeply"
+
+
+def _problem(value: object, path: str, open_ids: set[int]) -> str | None:
+    if value is None or isinstance(value, (str, int)):  # bool is an int
+        return None
+    if isinstance(value, float) and math.isfinite(value):
+        return None
+    if not isinstance(value, (list, tuple, dict)):
+        return f"{path} is {_what(value)}"
+    if id(value) in open_ids:
+        return f"{path} refers back to a container it is in"
+    open_ids.add(id(value))
+    try:
+        is_object = isinstance(value, dict)
+        for key, item in value.items() if is_object else enumerate(value):
+            if is_object and not isinstance(key, str):
+                return f"{path} has a key that is not a string: {key!r:.40}"
+            problem = _problem(item, f"{path}[{json.dumps(key) if is_object else key}]", open_ids)
+            if problem:
+                return problem
+        return None
+    finally:
+        open_ids.discard(id(value))
+
+
+def _what(value: object) -> str:
+    """What a value that is not JSON data is: ``NaN``, ``a set``, ``a datetime.date``."""
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    kind = type(value)
+    name = kind.__qualname__
+    if kind.__module__ != "builtins":
+        name = f"{kind.__module__}.{name}"
+    return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
 
 
 # --- seccomp -------------------------------------------------------------------------------
@@ -222,6 +274,10 @@ class Tools:
                 if param in kwargs:
                     raise ToolError(f"{name} got two values for {param!r}")
                 kwargs[param] = value
+            for param, value in kwargs.items():
+                problem = json_problem(value, param)
+                if problem:
+                    raise ToolError(f"{name}: argument {param!r} is not JSON data: {problem}")
             write_frame(
                 CHANNEL_OUT, {"op": "call", "id": self._job_id, "tool": name, "args": kwargs}
             )
@@ -290,12 +346,13 @@ def run_job(job, output_path, drop_uid, channel_in, channel_out):
         if job.get("tools") is not None:
             args.insert(0, Tools(job["id"], job["tools"]))
         value = function(*args)
-        json.dumps(value, allow_nan=False)
-        result.update(ok=True, value=value)
+        problem = json_problem(value, f"{job['entry']}()")
+        if problem:
+            result["error"] = f"the return value is not JSON data: {problem}"[:500]
+        else:
+            result.update(ok=True, value=value)
     except BaseException as error:  # everything the code does wrong is a result, not a crash
         result["error"] = _describe(error)
-        if isinstance(error, (TypeError, ValueError)) and "JSON" in str(error):
-            result["error"] = f"the return value is not JSON data: {error}"[:500]
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -3,7 +3,8 @@
 Fields: ``id``, ``toolset`` (spec), ``seed``, ``instruction``, ``verify`` (source defining
 ``verify(state, answer)``, returning a bool or a float in [0, 1]), ``solution`` (source defining
 ``solve(tools)``, returning the answer), ``failures`` (at least one source with the solution's
-signature that must NOT pass), and ``provenance`` (who wrote it, how).
+signature that must NOT pass), ``provenance`` (who wrote it, how), and optionally ``lenient``
+(the kinds of sc's derived wrong answers the instruction allows, see :mod:`sc_core.strict`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ScError
+from .strict import KINDS
 
 REQUIRED = {"toolset": str, "instruction": str, "verify": str, "solution": str, "failures": list}
 
@@ -38,6 +40,9 @@ class CodeAsTask:
     solution: str
     failures: list[str]
     provenance: dict[str, Any] = field(default_factory=dict)
+    lenient: list[str] = field(default_factory=list)
+    """Kinds of derived wrong answers (:data:`sc_core.strict.KINDS`) the verifier may accept,
+    because the instruction allows them: the ``verifier_strict`` stage skips those."""
 
     @classmethod
     def from_dict(cls, data: Any) -> CodeAsTask:
@@ -61,14 +66,27 @@ class CodeAsTask:
         provenance = data.get("provenance", {})
         if not isinstance(provenance, dict):
             raise TaskFormatError("field 'provenance' must be an object")
+        lenient = data.get("lenient", [])
+        if not isinstance(lenient, list) or not all(isinstance(kind, str) for kind in lenient):
+            raise TaskFormatError("field 'lenient' must be a list of strings")
+        unknown = [kind for kind in lenient if kind not in KINDS]
+        if unknown:
+            raise TaskFormatError(
+                f"field 'lenient': unknown kind {unknown[0]!r} (known: {', '.join(KINDS)})"
+            )
         task_id = data.get("id") or content_id(data)
         if not isinstance(task_id, str):
             raise TaskFormatError("field 'id' must be a string")
         fields = {name: data[name] for name in REQUIRED}
-        return cls(id=task_id, seed=seed, provenance=provenance, **fields)
+        return cls(id=task_id, seed=seed, provenance=provenance, lenient=lenient, **fields)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The task as a JSON object; ``lenient`` only where it is set, so that task files are
+        saved as they were written."""
+        data = asdict(self)
+        if not self.lenient:
+            del data["lenient"]
+        return data
 
 
 def content_id(data: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """Tools, toolsets, and loading a toolset from a spec.
 
 A toolset is a set of tools over an environment: ``reset(seed)`` puts the environment in a fresh,
-reproducible state, ``state()`` returns a JSON-able snapshot of it (``{}`` when stateless).
+reproducible state, ``state()`` returns a snapshot of it as JSON data (``{}`` when stateless).
 Any Python object can be a toolset without depending on sc:
 
 - a module of plain functions with type hints and Google-style docstrings (stateless);
@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ScError
-from .schema import function_schema
+from .sandbox_worker import json_problem  # there: the worker can import nothing from sc
+from .schema import function_schema, value_error
 from .task import CodeAsTask, TaskFormatError
 
 STATE_METHODS = ("reset", "state", "close")
+_TYPE_KEYWORDS = {"type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"}
+"""Keywords that tell a model what a parameter's values look like."""
 
 
 class ToolError(Exception):
@@ -51,6 +54,19 @@ class Tool:
         description, parameters = function_schema(fn, name)
         return cls(name, description, parameters, fn)
 
+    def warnings(self) -> list[str]:
+        """What a model will not be told about this tool: a missing description, a parameter
+        without a JSON type (no type hint, or one sc cannot express) or without a description.
+        ``sc tools`` prints them; the tool works either way."""
+        found = [] if self.description else [f"tool {self.name!r} has no description"]
+        for param, prop in self.parameters.get("properties", {}).items():
+            where = f"tool {self.name!r} parameter {param!r}"
+            if not (isinstance(prop, dict) and prop.keys() & _TYPE_KEYWORDS):
+                found.append(f'{where} has no JSON type; models will see type "any"')
+            if not (isinstance(prop, dict) and prop.get("description")):
+                found.append(f"{where} has no description")
+        return found
+
     def spec(self) -> dict[str, Any]:
         """The tool in the OpenAI function-calling format that chat templates expect."""
         return {
@@ -63,35 +79,15 @@ class Tool:
         }
 
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-    "null": (type(None),),
-}
-
-
-def _type_error(name: str, value: Any, schema: dict[str, Any]) -> str | None:
-    if value is None and schema.get("nullable"):
-        return None
-    if "enum" in schema and value not in schema["enum"]:
-        return f"argument {name!r} must be one of {schema['enum']}"
-    expected = schema.get("type")
-    if not isinstance(expected, str) or expected not in _JSON_TYPES:
-        return None
-    if isinstance(value, bool) and expected != "boolean":
-        return f"argument {name!r} must be {expected}, got boolean"
-    if not isinstance(value, _JSON_TYPES[expected]):
-        return f"argument {name!r} must be {expected}, got {type(value).__name__}"
-    return None
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON data (str() for anything JSON cannot hold)."""
-    return json.loads(json.dumps(value, default=str))
+def _plain_json(value: Any, what: str, path: str, error: type[Exception]) -> Any:
+    """A copy of ``value`` made of plain JSON values, sharing nothing with the toolset's own
+    objects. Anything else raises ``error("<what> is not JSON data: <path> is ...")``: turning
+    it into text would quietly change what verifiers and models see, and hide the author's bug.
+    """
+    problem = json_problem(value, path)
+    if problem:
+        raise error(f"{what} is not JSON data: {problem}")
+    return json.loads(json.dumps(value))
 
 
 class Toolset:
@@ -122,8 +118,11 @@ class Toolset:
             self._reset(seed)
 
     def state(self) -> dict[str, Any]:
-        """A JSON-able snapshot of the environment, for verifiers; ``{}`` when stateless."""
-        return jsonable(self._state()) if self._state else {}
+        """A snapshot of the environment as plain JSON data, for verifiers; ``{}`` when
+        stateless. A state that is not JSON data is an :class:`ScError` naming the bad value."""
+        if not self._state:
+            return {}
+        return _plain_json(self._state(), "state()", "state", ScError)
 
     def close(self) -> None:
         if self._close:
@@ -140,20 +139,22 @@ class Toolset:
         missing = [arg for arg in tool.parameters.get("required", []) if arg not in arguments]
         if missing:
             raise ToolError(f"{name}: missing argument(s) {', '.join(missing)}")
-        if tool.parameters.get("additionalProperties") is False:
+        extra, defs = tool.parameters.get("additionalProperties"), tool.parameters.get("$defs")
+        if extra is False:
             unknown = [arg for arg in arguments if arg not in properties]
             if unknown:
                 raise ToolError(f"{name}: unknown argument(s) {', '.join(map(str, unknown))}")
         for arg, value in arguments.items():
-            problem = _type_error(arg, value, properties.get(arg, {}))
+            problem = value_error(value, properties.get(arg, extra), f"argument {arg!r}", defs)
             if problem:
                 raise ToolError(f"{name}: {problem}")
         try:
-            return jsonable(tool.fn(**arguments))
+            result = tool.fn(**arguments)
         except ToolError:
             raise
         except Exception as error:
             raise ToolError(f"{name} failed: {type(error).__name__}: {error}") from error
+        return _plain_json(result, f"{name}'s result", "result", ToolError)
 
     @classmethod
     def from_object(cls, obj: Any, label: str) -> Toolset:
@@ -284,8 +285,13 @@ def python_toolset(spec: str) -> ToolsetFactory:
 
 
 def load_toolset(spec: str) -> ToolsetSpec:
-    """Resolve a spec: a registered name, a registered ``scheme:``, or a Python module/file."""
-    from .plugins import registry
+    """Resolve a spec: a registered name, a registered ``scheme:``, or a Python module/file.
+
+    A bare name (no dot, colon or path separator) that is neither registered nor an installed
+    module is most likely a mistyped toolset name, so it gets the registered names and the
+    closest one instead of Python's import error; a spec that names a module keeps its error.
+    """
+    from .plugins import available, registry
 
     toolsets = registry("register_toolsets")
     scheme, _, rest = spec.partition(":")
@@ -293,6 +299,12 @@ def load_toolset(spec: str) -> ToolsetSpec:
         factory = toolsets[spec]
     elif rest and f"{scheme}:" in toolsets:
         factory = toolsets[f"{scheme}:"](rest)
+    elif _is_bare_name(spec) and importlib.util.find_spec(spec) is None:
+        raise ScError(f"no toolset or module named {spec!r}{available(spec, toolsets)}")
     else:
         factory = python_toolset(spec)
     return ToolsetSpec(spec, factory)
+
+
+def _is_bare_name(spec: str) -> bool:
+    return bool(spec) and not any(mark in spec for mark in "./\\:")

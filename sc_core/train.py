@@ -22,7 +22,7 @@ from .agent import Agent, AgentConfig
 from .errors import ScError
 from .evaluate import EvalReport, Scored, evaluate
 from .models import ModelBackend
-from .plugins import registry
+from .plugins import lookup
 from .sandbox import SandboxPool
 from .task import CodeAsTask
 from .tools import ToolsetSpec
@@ -35,11 +35,7 @@ DEFAULT_SHAPER = "binary"
 
 
 def get_shaper(name: str | None) -> Shaper:
-    shapers = registry("register_reward_shapers")
-    name = name or DEFAULT_SHAPER
-    if name not in shapers:
-        raise ScError(f"unknown reward shaper {name!r}; available: {', '.join(sorted(shapers))}")
-    return shapers[name]
+    return lookup("register_reward_shapers", "reward shaper", name or DEFAULT_SHAPER)
 
 
 @dataclass
@@ -157,12 +153,8 @@ class RLBackend(ABC):
 
 def get_backend(name: str, options: dict[str, str] | None = None) -> RLBackend:
     """The named RL backend with its config built from ``key=value`` strings."""
-    backends = registry("register_rl_backends")
-    if name not in backends:
-        hint = " (pip install sc-trl)" if name in ("grpo", "rft") else ""
-        available = ", ".join(sorted(backends)) or "none"
-        raise ScError(f"unknown RL backend {name!r}{hint}; available: {available}")
-    cls = backends[name]
+    hint = " (pip install sc-trl)" if name in ("grpo", "rft") else ""
+    cls = lookup("register_rl_backends", "RL backend", name, hint)
     return cls(build_config(cls.Config, options or {}))
 
 

@@ -8,7 +8,11 @@ Stages, in order (the paper reports the survivors of the first three):
 3. ``solution_passes``: the verifier gives the solution full credit;
 4. ``failures_fail``: every failure case runs and the verifier does not give it full credit;
 5. ``deterministic``: the solution, run again on a fresh reset, gives the same answer and state;
-6. ``unique``: no earlier kept task has the same instruction or the same code.
+6. ``verifier_strict``: the verifier rejects the wrong answers sc derives from the solution's
+   (nudged numbers, empty, None, the wrong type: ``strict.py``) and, where the solution acts,
+   the state of a fresh reset; a task's ``lenient`` field names the kinds it allows;
+7. ``unique``: no earlier kept task has the same instruction, code, behaviour (tool calls,
+   answer and state) or meaning (``dedup.py``).
 
 Each program runs in the sandbox against a freshly reset toolset.
 """
@@ -16,8 +20,8 @@ Each program runs in the sandbox against a freshly reset toolset.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
-import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,12 +29,22 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from .dedup import Behaviour, behaviour, mark_duplicates, result_digest
 from .errors import ScError
 from .sandbox import Outcome, SandboxPool, Worker
+from .strict import asks_for_answer, derive
 from .task import CodeAsTask, TaskLine
 from .tools import Toolset, ToolsetSpec, load_toolset
 
-STAGES = ("parses", "verify_runs", "solution_passes", "failures_fail", "deterministic", "unique")
+STAGES = (
+    "parses",
+    "verify_runs",
+    "solution_passes",
+    "failures_fail",
+    "deterministic",
+    "verifier_strict",
+    "unique",
+)
 
 
 @dataclass
@@ -43,6 +57,14 @@ class Verdict:
     """The stage that rejected it; None when kept."""
     reason: str | None = None
     item: TaskLine | None = None
+    behaviour: Behaviour | None = None
+    """What the solution of a task that passed the checks did, for the ``unique`` stage."""
+    result: str | None = None
+    """A digest of the solution's answer and final state, for the ``unique`` stage."""
+    environment: str | None = None
+    """A digest of the state of a fresh reset for the task's seed, for the ``unique`` stage: tasks
+    compare where their environments are equal (every seed of a stateless toolset), not only
+    where their seeds are."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kept": self.kept, "stage": self.stage, "reason": self.reason}
@@ -137,7 +159,8 @@ def _canonical(value: Any) -> str:
 
 
 class TaskChecker:
-    """Runs stages 1 to 5 on one task at a time; thread-safe, one toolset instance per thread."""
+    """Runs every stage but ``unique`` on one task at a time; thread-safe, one toolset instance
+    per thread."""
 
     def __init__(self, pool: SandboxPool, tools: ToolsetSpec | None = None):
         self.pool, self.tools = pool, tools
@@ -179,32 +202,39 @@ class TaskChecker:
         try:
             if item.task is None:
                 raise Rejected("parses", item.error or "not a task")
-            self._check(item.task)
+            done, result, environment = self._check(item.task)
         except Rejected as rejection:
             return Verdict(item.id, False, rejection.stage, rejection.reason, item)
-        return Verdict(item.id, True, item=item)
+        return Verdict(item.id, True, None, None, item, done, result, environment)
 
-    def _solve(self, worker: Worker, toolset: Toolset, task: CodeAsTask, source: str, stage: str):
-        """Run ``source`` on a fresh reset; the toolset's own failures reject at ``stage``."""
+    def _solve(
+        self, worker: Worker, toolset: Toolset, task: CodeAsTask, source: str | None, stage: str
+    ):
+        """Run ``source`` on a fresh reset (None: run nothing, for the state of a fresh reset);
+        the toolset's own failures reject at ``stage``."""
         try:
             toolset.reset(task.seed)
         except Exception as error:
             raise Rejected(
                 stage, f"the toolset failed to reset to seed {task.seed}: {_describe(error)}"
             ) from error
-        outcome = worker.run(source, "solve", [], toolset)
+        outcome = worker.run(source, "solve", [], toolset) if source is not None else None
         try:
             return outcome, toolset.state()
+        except ScError as error:  # not JSON data: the message names the bad value
+            raise Rejected(stage, str(error)) from error
         except Exception as error:
             raise Rejected(stage, f"the toolset's state() failed: {_describe(error)}") from error
 
-    def _check(self, task: CodeAsTask) -> None:
+    def _check(self, task: CodeAsTask) -> tuple[Behaviour | None, str, str]:
+        """Every stage but ``unique`` on ``task``; what its solution did, the digest of its
+        result, and that of its environment (the state of a fresh reset)."""
         toolset = self._toolset(task.toolset)
         check_code(task, toolset)
         with self.pool.worker() as worker:
             solved, state = self._solve(worker, toolset, task, task.solution, "verify_runs")
             if not solved.ok:
-                raise Rejected("verify_runs", f"the solution raised {solved.error}")
+                raise Rejected("verify_runs", f"solution: {solved.error}")
             try:
                 solution_score = run_verifier(worker, task.verify, state, solved.value)
             except ValueError as error:
@@ -218,7 +248,7 @@ class TaskChecker:
             for number, failure in enumerate(task.failures, 1):
                 failed, failed_state = self._solve(worker, toolset, task, failure, "failures_fail")
                 if not failed.ok:
-                    raise Rejected("failures_fail", f"failure case {number} raised {failed.error}")
+                    raise Rejected("failures_fail", f"failure case {number}: {failed.error}")
                 try:
                     failure_score = run_verifier(worker, task.verify, failed_state, failed.value)
                 except ValueError:
@@ -233,40 +263,93 @@ class TaskChecker:
                 [solved.value, state]
             ):
                 raise Rejected("deterministic", "a second run of the solution gave another result")
+            fresh = self._check_strict(worker, toolset, task, solved.value, state)
+        environment = hashlib.sha256(_canonical(fresh).encode()).hexdigest()
+        result = result_digest(solved.value, state)
+        return behaviour(solved.calls, solved.value, state), result, environment
+
+    def _check_strict(
+        self, worker: Worker, toolset: Toolset, task: CodeAsTask, answer: Any, state: Any
+    ) -> Any:
+        """Stage ``verifier_strict``: the verifier rejects the wrong answers derived from the
+        solution's and, where the solution changed the state, its answer with the state of a
+        fresh reset; all in one sandbox job. A verifier that ignores the answer (accepts every
+        derived one) is right only for an action it checks, on an instruction asking no answer.
+        Returns the state of a fresh reset."""
+        derived = [
+            item for item in derive(answer, task.instruction) if item.kind not in task.lenient
+        ]
+        fresh = self._solve(worker, toolset, task, None, "verifier_strict")[1]
+        acted = "state" not in task.lenient and _canonical(fresh) != _canonical(state)
+        cases = [[0, item.value] for item in derived] + ([[1, answer]] if acted else [])
+        try:
+            passed = run_verifier_cases(worker, task.verify, [state, fresh], cases)
+        except ValueError as error:
+            raise Rejected("verifier_strict", str(error)) from error
+        if acted and passed.pop():
+            raise Rejected(
+                "verifier_strict",
+                f"verifier too lenient: accepted the solution's answer {_short(answer)} with the "
+                "state of a fresh reset (it does not check that the action happened)",
+            )
+        accepted = [item for item, ok in zip(derived, passed, strict=True) if ok]
+        ignores_answer = len(accepted) == len(derived)
+        if accepted and not (acted and ignores_answer and not asks_for_answer(task.instruction)):
+            raise Rejected(
+                "verifier_strict",
+                f"verifier too lenient: accepted {_short(accepted[0].value)} "
+                f"(the solution's answer {_short(answer)}, {accepted[0].how})",
+            )
+        return fresh
+
+
+VERIFY_EACH = """
+def verify_each(source, states, cases):
+    # Whether verify(states[i], answer) gives full credit, for each [i, answer] in cases. Each
+    # case gets a fresh copy of the verifier and of the state, so none sees another's changes;
+    # one that raises, or returns anything but full credit, did not pass.
+    import copy
+    passed = []
+    for index, answer in cases:
+        namespace = {"__name__": "__task__", "__builtins__": __builtins__}
+        try:
+            exec(compile(source, "<task>", "exec"), namespace)
+            value = namespace["verify"](copy.deepcopy(states[index]), answer)
+        except BaseException:
+            value = None
+        passed.append(value is True or (type(value) in (int, float) and value == 1))
+    return passed
+"""
+"""The sandboxed program that runs a verifier on many (state, answer) cases in one job: the
+``verifier_strict`` stage costs one round trip, not one per derived answer."""
+
+
+def run_verifier_cases(
+    worker: Worker, verify: str, states: list[Any], cases: list[list[Any]]
+) -> list[bool]:
+    """Whether ``verify`` gives full credit to each ``[state index, answer]`` case, in one
+    sandbox job; ValueError if the job fails (a verifier that hangs on a wrong answer)."""
+    if not cases:
+        return []
+    outcome: Outcome = worker.run(VERIFY_EACH, "verify_each", [verify, states, cases])
+    passed = outcome.value
+    if not outcome.ok:
+        raise ValueError(f"verify failed on sc's wrong answers: {outcome.error}")
+    if not (isinstance(passed, list) and len(passed) == len(cases)):
+        raise ValueError("verify tampered with the check of sc's wrong answers")
+    return [value is True for value in passed]
+
+
+def _short(value: Any) -> str:
+    return json.dumps(value)[:80]
 
 
 def run_verifier(worker: Worker, verify: str, state: dict, answer: Any) -> float:
     """The score ``verify(state, answer)`` gives, run in the sandbox; ValueError if it fails."""
     outcome: Outcome = worker.run(verify, "verify", [state, answer])
     if not outcome.ok:
-        raise ValueError(f"verify raised {outcome.error}")
+        raise ValueError(f"verify: {outcome.error}")
     return score(outcome.value)
-
-
-def _fingerprints(task: CodeAsTask, toolset: str) -> tuple[str, str]:
-    words = " ".join(re.findall(r"\w+", task.instruction.lower()))
-    try:
-        code = ast.dump(ast.parse(task.verify)) + ast.dump(ast.parse(task.solution))
-    except (RecursionError, MemoryError):  # code too deep for ast.dump: compare the text
-        code = f"{task.verify}\0{task.solution}"
-    return f"{toolset}|{task.seed}|{words}", f"{toolset}|{task.seed}|{code}"
-
-
-def mark_duplicates(verdicts: Iterable[Verdict], toolset: str | None = None) -> None:
-    """Stage 6, in input order: a kept task repeating an earlier kept one (on the same toolset:
-    ``toolset`` when it overrides the tasks' own) is rejected."""
-    seen: dict[str, str] = {}
-    for verdict in verdicts:
-        if not verdict.kept:
-            continue
-        prints = _fingerprints(verdict.item.task, toolset or verdict.item.task.toolset)
-        earlier = next((seen[key] for key in prints if key in seen), None)
-        if earlier:
-            verdict.kept, verdict.stage = False, "unique"
-            verdict.reason = f"duplicate of {earlier}"
-            continue
-        for key in prints:
-            seen[key] = verdict.id
 
 
 def run_filter(

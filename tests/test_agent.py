@@ -383,6 +383,25 @@ def test_a_state_that_fails_is_recorded():
     assert episode.error == "state() failed: ValueError: no state"
 
 
+def test_a_tool_result_or_state_that_is_not_json_data_is_named_in_the_episode():
+    def when(text: str) -> object:
+        """When the text was written.
+
+        Args:
+            text: The text.
+        """
+        return {"text": text, "at": {1, 2}}
+
+    toolset = Toolset([Tool.from_function(when)], state=lambda: {"due": [Path("/x")]})
+    turns = (call("when", text="hi"), "<answer>ok</answer>")
+    _, _, episode = run_one(by_turn(*turns), "When?", toolset)
+    assert [m["content"] for m in episode.messages if m["role"] == "tool"] == [
+        'error: when\'s result is not JSON data: result["at"] is a set'
+    ]
+    assert episode.state is None
+    assert episode.error == 'state() is not JSON data: state["due"][0] is a pathlib.PosixPath'
+
+
 def test_episodes_are_json_serialisable(calculator):
     scripts = {
         "a": (call("add", a=0.5, b=1), '<answer>[1.5, "x"]</answer>'),

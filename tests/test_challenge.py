@@ -23,14 +23,19 @@ from sc_core.challenge import (
     CAT_INSTRUCTIONS,
     EXPLORE_PROMPT,
     WRITE_PREFIX,
+    Attempt,
     ChallengeConfig,
+    Challenger,
     parse_cat,
     render_cat,
     signatures,
+    task_lines,
 )
 from sc_core.default_plugins.challengers import ExploreChallenger, SeededChallenger
 from sc_core.errors import ScError
 from sc_core.models import Generation, ModelBackend, SamplingParams
+from sc_core.plugins import registry
+from sc_core.run import Run, RunConfig
 from sc_core.sandbox import Limits, SandboxPool, get_sandbox
 from sc_core.task import CodeAsTask, TaskLine
 from sc_core.tools import load_toolset
@@ -344,6 +349,7 @@ def test_written_tasks_go_through_the_filter(pool):
         "solution_passes": 2,
         "failures_fail": 1,
         "deterministic": 1,
+        "verifier_strict": 1,
         "unique": 1,
     }
 
@@ -490,14 +496,16 @@ def test_sc_challenge_with_the_embedded_model(run_sc, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(result.stdout)
-    assert set(data) == {"attempts", "kept", "stages"}
+    assert set(data) == {"attempts", "kept", "stages", "diversity"}
     assert data["attempts"] == 2 and 0 <= data["kept"] <= 2
+    assert data["diversity"]["tasks"] == data["kept"]  # the kept tasks' diversity
     assert list(data["stages"]) == [
         "parses",
         "verify_runs",
         "solution_passes",
         "failures_fail",
         "deterministic",
+        "verifier_strict",
         "unique",
     ]
     assert data["stages"]["unique"] == data["kept"]
@@ -524,3 +532,125 @@ def test_constrained_format_accepts_every_shipped_example_and_parses_back():
         assert re.fullmatch(CAT_REGEX, text.removeprefix(WRITE_PREFIX)), example.id
         assert parse_cat(text)["instruction"] == example.instruction
     assert not re.fullmatch(CAT_REGEX, "no tags at all")
+
+
+# -- declined seeds, and strategies without a model --------------------------------------------
+
+
+class Fixed(Challenger):
+    """Writes GOOD for even seeds and declines odd ones, without a model."""
+
+    name = "fixed"
+    needs_model = False
+    given: list = []
+    """The model each instance was built with."""
+
+    def __init__(self, model, config=None):
+        super().__init__(model, config)
+        Fixed.given.append(model)
+
+    def attempt(self, toolset, seeds, on_step=None):
+        return [
+            Attempt(seed, written(GOOD))
+            if seed % 2 == 0
+            else Attempt(seed, declined=f"odd seed {seed}")
+            for seed in seeds
+        ]
+
+
+@pytest.fixture
+def fixed(monkeypatch):
+    """The ``fixed`` strategy registered, and any model load a test failure."""
+
+    def no_model(spec=None, **options):
+        raise AssertionError(f"a model was loaded: {spec}")
+
+    Fixed.given = []
+    monkeypatch.setitem(registry("register_challengers"), "fixed", Fixed)
+    monkeypatch.setattr(api_module, "load_model", no_model)
+    monkeypatch.setattr(Run, "serve", lambda self, spec: no_model(spec))
+    return Fixed
+
+
+def test_a_declined_seed_is_rejected_with_the_challengers_reason(pool):
+    calculator = load_toolset("calculator")
+    attempts = [Attempt(0, written(GOOD)), Attempt(1, declined="no template for seed 1")]
+    report = run_filter(task_lines(attempts, "calculator", "fixed", None), pool, calculator)
+    kept, declined = report.verdicts
+    assert kept.kept and kept.item.task.provenance["model"] is None
+    assert (declined.kept, declined.stage) == (False, "parses")
+    assert declined.reason == "declined: no template for seed 1"
+    assert report.stages()["parses"] == 1  # counted like a task that does not parse
+    row = api_module.rejected_row(declined)
+    assert (row["seed"], row["toolset"], row["raw"]) == (1, "calculator", "")
+    assert row["provenance"] == {"strategy": "fixed", "model": None, "exploration": []}
+
+
+@pytest.mark.parametrize(
+    ("text", "declined", "message"),
+    [
+        ("", "", "declined must be a reason"),
+        ("", "   ", "declined must be a reason"),
+        ("", 3, "declined must be a reason"),
+        (GOOD, "no template", "a declined attempt has no text"),
+    ],
+)
+def test_a_declined_attempt_is_a_reason_and_no_text(text, declined, message):
+    with pytest.raises(ValueError, match=message):
+        Attempt(0, text, declined=declined)
+
+
+def test_a_strategy_without_a_model_loads_none_and_resumes(tmp_path, pool, fixed, monkeypatch):
+    calculator = load_toolset("calculator")
+    saved = tmp_path / "attempts.jsonl"
+    config = ChallengeConfig(chunk=1)
+    result = api_module.challenge(
+        calculator, 2, "never-loaded", strategy="fixed", config=config, pool=pool,
+        attempts_file=saved,
+    )  # fmt: skip
+    assert fixed.given == [None]
+    assert [task.provenance["model"] for task in result.kept] == [None]
+    assert [row["rejection"]["reason"] for row in result.rejected] == ["declined: odd seed 1"]
+    rows = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [(row["model"], row["declined"]) for row in rows] == [(None, None), (None, "odd seed 1")]
+
+    monkeypatch.setattr(fixed, "attempt", lambda *args, **kwargs: pytest.fail("made again"))
+    again = api_module.challenge(
+        calculator, 2, strategy="fixed", config=config, pool=pool, attempts_file=saved
+    )
+    assert [row["rejection"] for row in again.rejected] == [
+        {"stage": "parses", "reason": "declined: odd seed 1"}
+    ]
+    assert again.report.stages() == result.report.stages()
+
+
+def test_sc_challenge_with_a_strategy_without_a_model(tmp_path, fixed):
+    out = tmp_path / "tasks.jsonl"
+    args = ["challenge", "--tools", "calculator", "-n", "2", "--strategy", "fixed"]
+    args += ["--out", str(out), "--json", "--workers", "2", "--model", "never-loaded"]
+    result = CliRunner().invoke(cli_module.cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["stages"]["parses"] == 1
+    rejected = (tmp_path / "tasks.rejected.jsonl").read_text().splitlines()
+    assert [json.loads(row)["rejection"]["reason"] for row in rejected] == ["declined: odd seed 1"]
+
+
+def test_the_run_challenge_phase_loads_no_model_for_such_a_strategy(tmp_path, pool, fixed):
+    config = RunConfig(
+        tools="calculator", model="smollm2", strategy="fixed", tasks_per_iteration=1, seed=1
+    )  # one odd seed: declined
+    run = Run.create(config, tmp_path)
+    folder = run.dir.iteration(1)
+    folder.mkdir(parents=True)
+    run.challenge(1, folder, pool)
+    assert fixed.given == [None]
+    assert json.loads((folder / "filter.json").read_text())["stages"]["parses"] == 0
+    [rejected] = [json.loads(line) for line in (folder / "rejected.jsonl").read_text().splitlines()]
+    assert rejected["rejection"]["reason"] == "declined: odd seed 100001"
+    assert rejected["provenance"]["model"] is None
+
+
+def test_a_strategy_that_skips_a_seed_is_a_one_line_error(pool, monkeypatch, fixed):
+    monkeypatch.setattr(fixed, "attempt", lambda self, toolset, seeds, on_step=None: [])
+    with pytest.raises(ScError, match="'fixed' broke its contract: attempt\\(\\) must return one"):
+        api_module.challenge("calculator", 2, strategy="fixed", pool=pool)

@@ -58,8 +58,8 @@ def test_each_command_has_help(run_sc, command):
 
 def test_tools_unknown_module(run_sc):
     line = one_line_error(run_sc("tools", "nonexistent_module"), "nonexistent_module")
-    assert line.startswith("error: could not import toolset 'nonexistent_module'")
-    assert "ModuleNotFoundError" in line
+    assert line.startswith("error: no toolset or module named 'nonexistent_module'; available:")
+    assert "calculator" in line
 
 
 def test_tools_missing_file(run_sc):
@@ -93,7 +93,7 @@ def test_verify_unknown_sandbox(run_sc, write_tasks):
 def test_verify_unknown_tools_spec(run_sc, write_tasks):
     one_line_error(
         run_sc("verify", str(write_tasks([TASK])), "--tools", "nonexistent_module"),
-        "could not import toolset 'nonexistent_module'",
+        "no toolset or module named 'nonexistent_module'",
     )
 
 

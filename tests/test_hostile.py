@@ -68,7 +68,8 @@ def assert_still_serving(worker: Worker) -> None:
     """The host is alive and the worker (or its replacement) runs an honest program right."""
     os.kill(os.getpid(), 0)
     outcome = worker.run(HONEST, "solve", [], calculator())
-    assert outcome == Outcome(True, value=7, error=None, output="fine\n", tool_calls=2)
+    calls = [("multiply", {"a": 2, "b": 3}), ("add", {"a": 6, "b": 1})]
+    assert outcome == Outcome(True, value=7, error=None, output="fine\n", tool_calls=2, calls=calls)
 
 
 def seen_by_program(outcome: Outcome) -> str:
@@ -938,7 +939,7 @@ def test_forged_tool_call_frames_get_errors_from_the_host(any_sandbox):
     assert [reply["op"] for reply in outcome.value] == ["error", "error", "error", "return"]
     assert "arguments must be an object" in outcome.value[0]["message"]
     assert "unknown tool '123'" in outcome.value[1]["message"]
-    assert "must be number" in outcome.value[2]["message"]
+    assert "argument 'a' must be a number, got [1]" in outcome.value[2]["message"]
     assert outcome.value[3]["value"] == 3 and outcome.tool_calls == 4  # counted as its own
     assert_still_serving(any_sandbox)
 
@@ -978,11 +979,12 @@ def test_tool_arguments_that_are_not_json_raise_in_the_program(any_sandbox):
         def solve(tools):
             try:
                 tools.add(a={1, 2}, b=1)
-            except TypeError as error:
-                return str(error)
+            except Exception as error:
+                return [type(error).__name__, str(error)]
         """,
     )
-    assert outcome.ok and "not JSON serializable" in outcome.value
+    assert outcome.ok
+    assert outcome.value == ["ToolError", "add: argument 'a' is not JSON data: a is a set"]
     assert outcome.tool_calls == 0
     assert_still_serving(any_sandbox)
 

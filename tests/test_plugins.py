@@ -10,10 +10,13 @@ import importlib
 import json
 from importlib.metadata import version
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from sc_core.plugins import DEFAULT_PLUGINS, registry
+from sc_core.plugins import DEFAULT_PLUGINS, HOOKS, hook_problem, plugin_info, registry
+
+BUILTINS = {module.rpartition(".")[2]: module for module in DEFAULT_PLUGINS}
 
 GOOD = '''
 """A good third-party plugin: a toolset and a command."""
@@ -79,12 +82,64 @@ def register_commands(cli):
     raise RuntimeError("cannot add a command")
 """
 
+MISSPELLED = '''
+"""register_toolset, not register_toolsets: pluggy alone would accept it and never call it."""
+
+from sc_core import hookimpl
+from sc_core.tools import Tool, Toolset
+
+
+def find_book(title: str) -> str:
+    """Find a book.
+
+    Args:
+        title: The book's title.
+    """
+    return title
+
+
+@hookimpl
+def register_toolset(register):
+    register("library", lambda: Toolset([Tool.from_function(find_book)]))
+'''
+
+UNMARKED = '''
+"""The author forgot @hookimpl."""
+
+from sc_core.tools import Tool, Toolset
+
+
+def ring(times: int) -> int:
+    """Ring a bell.
+
+    Args:
+        times: How often.
+    """
+    return times
+
+
+def register_toolsets(register):
+    register("bell", lambda: Toolset([Tool.from_function(ring)]))
+'''
+
+WRONG_ARGUMENT = """
+from sc_core import hookimpl
+
+
+@hookimpl
+def register_toolsets(add):
+    pass
+"""
+
 PLUGINS = {
     # entry-point name: (distribution, version, module, source)
     "good": ("sctest-good", "0.3", "sctest_good", GOOD),
     "bad": ("sctest-bad", "0.1", "sctest_bad", BROKEN),
     "clash": ("sctest-clash", "0.2", "sctest_clash", CLASH),
     "raises": ("sctest-raises", "0.4", "sctest_raises", RAISES),
+    "library": ("sctest-library", "1.0", "sctest_library", MISSPELLED),
+    "unmarked": ("sctest-unmarked", "1.0", "sctest_unmarked", UNMARKED),
+    "wrongarg": ("sctest-wrongarg", "1.0", "sctest_wrongarg", WRONG_ARGUMENT),
 }
 
 
@@ -126,22 +181,48 @@ def test_plugins_json_lists_every_builtin(run_sc):
     rows = json.loads(result.stdout)
     by_name = {row["name"]: row for row in rows}
     core = version("sc-core")
-    for name in DEFAULT_PLUGINS:
+    for name, module in BUILTINS.items():
         row = by_name[name]
         assert row["builtin"] is True
         assert row["version"] == core
-        assert row["hooks"] == expected_hooks(name) and row["hooks"]
-        assert set(row) >= {"name", "version", "hooks", "builtin"}
+        assert row["hooks"] == expected_hooks(module) and row["hooks"]
+        assert set(row) == {"name", "version", "hooks", "registered", "builtin"}
+    assert by_name["challengers"]["registered"] == {"register_challengers": ["explore", "seeded"]}
+    assert by_name["calculator"]["registered"] == {"register_toolsets": ["calculator"]}
     # built-ins come first
     flags = [row["builtin"] for row in rows]
     assert flags == sorted(flags, reverse=True)
 
 
 def test_plugins_table(run_sc):
-    result = run_sc("plugins")
+    result = run_sc("plugins", env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert "calculator (built-in)" in result.stdout
-    assert "sandboxes" in result.stdout
+    assert "register_challengers: explore, seeded" in result.stdout
+    assert "register_toolsets: calculator" in result.stdout
+    assert "sc_core.default_plugins" not in result.stdout
+
+
+def test_json_and_table_name_plugins_alike(run_sc, site):
+    env = {"PYTHONPATH": str(site), "COLUMNS": "200"}
+    rows = json.loads(run_sc("plugins", "--json", env=env).stdout)
+    table = run_sc("plugins", env=env).stdout
+    for row in rows:
+        assert (row["name"] + " (built-in)" * row["builtin"]) in table
+        for hook, names in row["registered"].items():
+            assert f"{hook}: {', '.join(names)}" in table
+
+
+def test_builtins_pass_the_hook_check():
+    for module in DEFAULT_PLUGINS:
+        assert hook_problem(importlib.import_module(module)) is None, module
+
+
+def test_what_each_plugin_registered_is_who_registered_it():
+    rows = {row["name"]: row for row in plugin_info()}
+    for hook in ("register_toolsets", "register_sandboxes", "register_reward_shapers"):
+        owned = [name for row in rows.values() for name in row["registered"].get(hook, [])]
+        assert sorted(owned) == sorted(registry(hook))
 
 
 def test_registries_hold_the_builtins():
@@ -161,6 +242,7 @@ def test_entry_point_plugin_is_listed_with_its_version_and_hooks(run_sc, site):
         "name": "good",
         "version": "0.3",
         "hooks": ["register_commands", "register_toolsets"],
+        "registered": {"register_toolsets": ["sctest-echo"]},
         "builtin": False,
     }
 
@@ -168,16 +250,17 @@ def test_entry_point_plugin_is_listed_with_its_version_and_hooks(run_sc, site):
 def test_broken_plugin_is_reported_by_name_and_skipped(run_sc, site):
     result = run_sc("plugins", "--json", env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr
-    assert "plugin 'bad' failed to load (ImportError: needs the frobnicate package)" in (
-        result.stderr
+    assert (
+        "sc: plugin 'bad' failed to load (ImportError: needs the frobnicate package); skipped\n"
+        in result.stderr
     )
     assert "Traceback" not in result.stderr
     bad = rows_by_name(result.stdout)["bad"]
     assert bad["version"] is None and bad["hooks"] == [] and bad["builtin"] is False
-    assert bad["error"] == "ImportError: needs the frobnicate package"
-    table = run_sc("plugins", env={"PYTHONPATH": str(site)})
+    assert bad["error"] == "failed to load (ImportError: needs the frobnicate package)"
+    table = run_sc("plugins", env={"PYTHONPATH": str(site), "COLUMNS": "200"})
     assert table.returncode == 0
-    assert "failed: ImportError" in table.stdout
+    assert "skipped: failed to load (ImportError" in table.stdout
 
 
 def test_a_broken_plugin_does_not_break_the_good_ones(run_sc, site):
@@ -230,10 +313,12 @@ def test_empty_load_list_means_builtins_only(run_sc, site):
     env = {"PYTHONPATH": str(site), "SC_LOAD_PLUGINS": ""}
     result = run_sc("plugins", "--json", env=env)
     assert result.returncode == 0, result.stderr
-    assert set(rows_by_name(result.stdout)) == set(DEFAULT_PLUGINS)
+    assert set(rows_by_name(result.stdout)) == set(BUILTINS)
     missing = run_sc("tools", "sctest-echo", env=env)
     assert missing.returncode == 1
-    assert "could not import toolset 'sctest-echo'" in missing.stderr
+    assert "error: no toolset or module named 'sctest-echo'; available: calculator" in (
+        missing.stderr
+    )
     assert "Traceback" not in missing.stderr
 
 
@@ -270,8 +355,10 @@ def test_a_plugin_cannot_take_over_a_builtin_name(run_sc, tmp_path):
     assert result.returncode == 0, result.stderr
     names = {spec["function"]["name"] for spec in json.loads(result.stdout)}
     assert "add" in names and "impostor" not in names
-    assert "'calculator' from plugin 'clash' is already registered by" in result.stderr
-    assert "sc_core.default_plugins.calculator" in result.stderr
+    assert (
+        "sc: register_toolsets: 'calculator' from plugin 'clash' is already registered by "
+        "'calculator'; ignored" in result.stderr
+    )
 
 
 def test_a_plugin_whose_hooks_raise_is_skipped(run_sc, tmp_path):
@@ -286,3 +373,86 @@ def test_a_plugin_whose_hooks_raise_is_skipped(run_sc, tmp_path):
     assert helped.returncode == 0, helped.stderr
     assert "plugin 'raises' failed in register_commands" in helped.stderr
     assert "verify" in helped.stdout
+
+
+# -- plugins that pluggy alone would accept and never call ---------------------------------------
+
+MISSPELLED_LINE = (
+    "sc: plugin 'library' implements unknown hook 'register_toolset' "
+    "(did you mean 'register_toolsets'?); skipped"
+)
+UNMARKED_LINE = (
+    "sc: plugin 'unmarked' implements no hook: register_toolsets looks like a hook but lacks "
+    "@sc_core.hookimpl; skipped"
+)
+
+
+@pytest.fixture
+def authors_site(tmp_path) -> Path:
+    """Installed plugins with an author's mistake each, beside a good one."""
+    return make_site(tmp_path / "site", ["good", "library", "unmarked", "wrongarg"])
+
+
+def test_a_misspelled_or_unmarked_hook_is_one_line_and_the_plugin_skipped(run_sc, authors_site):
+    result = run_sc("plugins", "--json", env={"PYTHONPATH": str(authors_site)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert MISSPELLED_LINE in lines and UNMARKED_LINE in lines
+    assert "Traceback" not in result.stderr
+    rows = rows_by_name(result.stdout)
+    assert rows["library"]["error"] == (
+        "implements unknown hook 'register_toolset' (did you mean 'register_toolsets'?)"
+    )
+    assert rows["unmarked"]["error"].startswith("implements no hook: register_toolsets")
+    assert rows["good"]["registered"] == {"register_toolsets": ["sctest-echo"]}
+    table = run_sc("plugins", env={"PYTHONPATH": str(authors_site), "COLUMNS": "200"})
+    assert "skipped: implements unknown hook 'register_toolset'" in table.stdout
+    assert "skipped: implements no hook: register_toolsets looks like a hook" in table.stdout
+
+
+def test_pluggys_own_check_of_a_hooks_arguments_is_one_line(run_sc, authors_site):
+    result = run_sc("plugins", "--json", env={"PYTHONPATH": str(authors_site)})
+    (line,) = [line for line in result.stderr.splitlines() if "'wrongarg'" in line]
+    assert line.startswith("sc: plugin 'wrongarg' failed to register (PluginValidationError:")
+    assert "{'add'}" in line and line.endswith("; skipped")
+
+
+def test_sc_still_works_and_says_why_the_toolset_is_missing(run_sc, authors_site):
+    env = {"PYTHONPATH": str(authors_site)}
+    missing = run_sc("tools", "library", env=env)
+    assert missing.returncode == 1
+    lines = missing.stderr.splitlines()
+    assert MISSPELLED_LINE in lines  # the cause, right above the error
+    assert lines[-1].startswith("error: no toolset or module named 'library'; available: ")
+    assert "ModuleNotFoundError" not in missing.stderr and "Traceback" not in missing.stderr
+    good = run_sc("tools", "sctest-echo", "--json", env=env)
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)[0]["function"]["name"] == "shout"
+
+
+def module_from(source: str) -> ModuleType:
+    module = ModuleType("sctest_inline")
+    exec(compile(source, "sctest_inline.py", "exec"), vars(module))
+    return module
+
+
+def test_hook_check_accepts_specname_and_names_several_lookalikes():
+    renamed = module_from(
+        "from sc_core import hookimpl\n"
+        "@hookimpl(specname='register_toolsets')\n"
+        "def add_tools(register):\n    pass\n"
+    )
+    assert hook_problem(renamed) is None
+    several = module_from(
+        "def register_toolsets(register):\n    pass\ndef register_sandbox(register):\n    pass\n"
+    )
+    assert hook_problem(several) == (
+        "implements no hook: register_toolsets, register_sandbox look like hooks but lack "
+        "@sc_core.hookimpl"
+    )
+    assert hook_problem(module_from("x = 1\n")) == (
+        "implements no hook (mark each hook function with @sc_core.hookimpl)"
+    )
+    unknown = module_from("from sc_core import hookimpl\n@hookimpl\ndef on_start():\n    pass\n")
+    assert hook_problem(unknown) == "implements unknown hook 'on_start'"
+    assert "register_toolsets" in HOOKS and "on_start" not in HOOKS

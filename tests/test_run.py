@@ -19,7 +19,7 @@ from sc_core import plugins
 from sc_core.cli import cli
 from sc_core.errors import ScError
 from sc_core.models import Generation, ModelBackend, resolve_model
-from sc_core.run import Events, Run, RunConfig
+from sc_core.run import Events, Run, RunConfig, curriculum_guidance
 from sc_core.train import RLBackend, rollouts
 
 MODEL_DIR = Path(
@@ -265,6 +265,87 @@ def test_learnability_filter_drops_tasks_never_solved(tmp_path):
     assert train["skipped"] == "no task to train on after the learnability filter"
 
 
+def test_curriculum_guidance_groups_recent_tasks_by_pass_rate():
+    rates = {"a": 1.0, "b": 0.75, "c": 0.5, "d": 0.25, "e": 0.0, "f": 0.1, "gone": 0.5}
+    instructions = {key: f"Task {key.upper()}." for key in "abcdef"}
+    instructions["f"] = "A long task: " + "word " * 40
+    text = curriculum_guidance(rates, instructions, k=4, examples=2)
+    lines = text.splitlines()
+    assert lines[0] == "The executor tried each of your last 6 tasks 4 times."  # known ids only
+    assert lines[1:4] == ["It solved 1 of them almost always (too easy):", "- Task A.",
+                          "It solved 3 of them sometimes (the right difficulty):"]  # fmt: skip
+    assert lines[4:6] == ["- Task B.", "- Task C."]  # at most two examples of each
+    assert lines[6:8] == ["It solved 2 of them almost never (too hard):", "- Task E."]
+    assert lines[8].endswith("...") and len(lines[8]) <= 122  # shortened
+    assert "20% to 80% of its tries" in lines[-1]
+    assert curriculum_guidance({}, instructions, k=4) == ""
+
+
+def test_curriculum_implies_the_learnability_check_and_is_saved():
+    settings = config(curriculum=True)
+    assert settings.learnability is True
+    assert RunConfig.from_toml(settings.to_toml()) == settings
+    assert "curriculum = true" in settings.to_toml()
+
+
+@pytest.fixture
+def write_prompts(monkeypatch) -> list[str]:
+    """The text of every prompt that asks the scripted model to write a task."""
+    seen: list[str] = []
+    generate = Scripted.generate
+
+    def recording(self, prompts, params):
+        texts = [self._tokenizer.decode(prompt) for prompt in prompts]
+        seen.extend(text for text in texts if text.endswith("<instruction>"))
+        return generate(self, prompts, params)
+
+    monkeypatch.setattr(Scripted, "generate", recording)
+    return seen
+
+
+def test_curriculum_tells_the_next_challenger_how_the_executor_did(tmp_path, write_prompts):
+    phases = []
+    events = Events(phase=lambda n, p: phases.append((n, p)))
+    settings = config(iterations=2, curriculum=True, learnability_k=1)
+    Run.create(settings, tmp_path, events=events).go()
+    assert (1, "learnability") in phases and (2, "learnability") in phases
+    first, second = write_prompts[:4], write_prompts[4:]
+    assert len(second) == 4 and not any("The executor tried" in text for text in first)
+    root = tmp_path / "t/iterations"
+    saved = json.loads((root / "002/curriculum.json").read_text())
+    assert saved["from_iteration"] == 1 and not (root / "001/curriculum.json").exists()
+    guidance = saved["guidance"]
+    # from the pass rates the first iteration's learnability check measured on its 3 tasks
+    learn = json.loads((root / "001/learnability.json").read_text())
+    instructions = {row["id"]: row["instruction"] for row in rows(root / "001/kept.jsonl")}
+    assert guidance == curriculum_guidance(learn["rates"], instructions, 1)
+    assert guidance.startswith("The executor tried each of your last 3 tasks once.")
+    assert "apples cost 7 each" in guidance
+    assert all(guidance in text for text in second)
+
+
+def test_the_challenge_phase_measures_the_kept_tasks_diversity(tmp_path):
+    Run.create(config(), tmp_path).go()
+    figures = json.loads((tmp_path / "t/iterations/001/filter.json").read_text())["diversity"]
+    assert figures["tasks"] == 4 and figures["tools"] == {"multiply": 4}
+    assert figures["tool_sequences"] == {"distinct": 1, "share": 0.25}  # the same call each time
+    [row] = [row for row in rows(tmp_path / "t/metrics.jsonl") if row["kind"] == "filter"]
+    assert row["diversity"] == figures  # what the report plots
+
+
+@pytest.mark.parametrize("strategy", ["explore", "seeded"])
+def test_every_built_in_strategy_writes_with_the_guidance(strategy, write_prompts):
+    from sc_core.api import toolset
+    from sc_core.challenge import ChallengeConfig
+    from sc_core.plugins import registry
+
+    settings = ChallengeConfig(guidance="Write a harder task than before.", explore_turns=1)
+    challenger = registry("register_challengers")[strategy](Scripted("smollm2"), settings)
+    challenger.attempt(toolset("calculator"), [0, 1])
+    assert len(write_prompts) == 2
+    assert all("Write a harder task than before." in text for text in write_prompts)
+
+
 def test_phases_of_one_model_share_one_loaded_backend(tmp_path, monkeypatch):
     import sc_core.run
 
@@ -388,6 +469,22 @@ def test_sc_run_prints_its_notes_as_lines(tmp_path, monkeypatch):
     lines = sc(*SC_RUN, "--name", "t", "--tasks-per-iteration", "0").stderr.splitlines()
     assert "sc: note: iteration 1: no evaluation tasks yet; eval-before skipped" in lines
     assert "sc: note: iteration 1: no task to train on; the executor stays as it was" in lines
+
+
+def test_sc_run_curriculum_is_saved_with_the_learnability_check(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sc(*SC_RUN, "--name", "t", "--tasks-per-iteration", "0", "--curriculum")
+    saved = (tmp_path / "runs/t/config.toml").read_text()
+    assert "curriculum = true" in saved and "learnability = true" in saved
+
+
+def test_sc_challenge_json_has_the_kept_tasks_diversity(tmp_path):
+    out = tmp_path / "tasks.jsonl"
+    result = sc("challenge", "--tools", "calculator", "--model", "scripted:smollm2", "--strategy",
+                "seeded", "-n", "2", "--json", "--out", str(out), "--workers", "1")  # fmt: skip
+    figures = json.loads(result.stdout)["diversity"]
+    assert figures["tasks"] == 2 and figures["tools_per_task"] == {"mean": 1, "counts": {"1": 2}}
+    assert figures["tool_sequences"] == {"distinct": 1, "share": 0.5}
 
 
 def test_sc_eval_limit_and_episode_limits(tmp_path, budgets):

@@ -106,20 +106,34 @@ def test_printed_output_comes_back(worker):
 
 
 @pytest.mark.parametrize(
-    ("expression", "kind"),
+    ("expression", "where"),
     [
-        ("{1, 2}", "set"),
-        ("float('nan')", "NaN"),
-        ("float('inf')", "Infinity"),
-        ("object()", "object"),
-        ("lambda: 1", "function"),
-        ("b'bytes'", "bytes"),
+        ("{1, 2}", "verify() is a set"),
+        ("[1, 2, {3}]", "verify()[2] is a set"),
+        ("{'x': [float('nan')]}", 'verify()["x"][0] is NaN'),
+        ("float('inf')", "verify() is Infinity"),
+        ("object()", "verify() is an object"),
+        ("lambda: 1", "verify() is a function"),
+        ("b'bytes'", "verify() is a bytes"),
+        ("{1: 'one'}", "verify() has a key that is not a string: 1"),
+        ("__import__('datetime').date(2024, 5, 1)", "verify() is a datetime.date"),
+        ("(lambda a: a.append(a) or a)([])", "verify()[0] refers back to a container it is in"),
+        (
+            "__import__('functools').reduce(lambda v, _: [v], range(100_000), 1)",
+            "verify() is nested too deeply",
+        ),
     ],
 )
-def test_the_answer_must_be_json_data(worker, expression, kind):
+def test_the_answer_must_be_json_data(worker, expression, where):
     outcome = verify(worker, f"def verify(state, answer):\n    return {expression}")
-    assert not outcome.ok, kind
-    assert outcome.error.startswith("the return value is not JSON data"), outcome.error
+    assert not outcome.ok
+    assert outcome.error == f"the return value is not JSON data: {where}"
+
+
+def test_a_tuple_is_an_array_and_a_json_error_of_the_code_is_its_own(worker):
+    assert verify(worker, "def verify(state, answer):\n    return (1, (2,))").value == [1, [2]]
+    outcome = verify(worker, "def verify(state, answer):\n    raise ValueError('bad JSON')")
+    assert outcome.error == "ValueError: bad JSON (line 2)"  # not taken for a return value
 
 
 # -- tool calls -------------------------------------------------------------------------------
@@ -164,6 +178,41 @@ def test_tool_results_are_any_json(worker):
     toolset = Toolset([Tool.from_function(lookup)])
     outcome = solve(worker, "def solve(tools):\n    return tools.lookup('k')", toolset)
     assert outcome.value == {"key": "k", "items": [1, 2.5, None, True], "nested": {"a": ["b"]}}
+
+
+def test_a_tool_result_that_is_not_json_data_raises_inside_the_program(worker):
+    def due(task: str) -> dict:
+        """When a task is due.
+
+        Args:
+            task: The task.
+        """
+        return {"task": task, "dates": [__import__("datetime").date(2024, 5, 1)]}
+
+    outcome = solve(
+        worker, "def solve(tools):\n    return tools.due('tax')", Toolset([Tool.from_function(due)])
+    )
+    assert not outcome.ok
+    assert outcome.error == (
+        'ToolError: due\'s result is not JSON data: result["dates"][0] is a datetime.date (line 2)'
+    )
+
+
+def test_arguments_that_are_not_json_data_raise_inside_the_program(worker, calc):
+    outcome = solve(
+        worker,
+        """
+        def solve(tools):
+            try:
+                tools.add(a=[1, {2}], b=1)
+            except Exception as error:
+                return [type(error).__name__, str(error)]
+        """,
+        calc,
+    )
+    assert outcome.ok, outcome.error
+    assert outcome.value == ["ToolError", "add: argument 'a' is not JSON data: a[1] is a set"]
+    assert outcome.tool_calls == 0  # refused in the sandbox, nothing reached the host
 
 
 def test_an_unknown_tool_raises_inside_the_program(worker, calc):
@@ -235,7 +284,7 @@ def test_bad_tool_arguments_raise_inside_the_program(worker, calc):
         "ToolError: add got two values for 'a'",
         "ToolError: add: missing argument(s) b",
         "ToolError: add: unknown argument(s) c",
-        "ToolError: add: argument 'a' must be number, got str",
+        "ToolError: add: argument 'a' must be a number, got \"one\"",
     ]
 
 

@@ -459,7 +459,7 @@ def test_toolset_call_turns_violations_into_tool_error(toolset):
         toolset.call("get_order", {"order_id": "O42"})
     with pytest.raises(ToolError, match="missing argument"):
         toolset.call("place_order", {"customer_id": "C101"})
-    with pytest.raises(ToolError, match="must be array"):
+    with pytest.raises(ToolError, match="must be an array"):
         toolset.call("place_order", {"customer_id": "C101", "items": "P101"})
     with pytest.raises(ToolError, match="unknown argument"):
         toolset.call("get_order", {"order_id": "O1001", "verbose": True})

@@ -337,15 +337,68 @@ def test_native_system_prompt_is_only_the_answer_convention(name):
 def test_fallback_system_prompt_lists_tools_and_teaches_one_example():
     prompt = FallbackFormat().system_prompt(TOOLS)
     lines = prompt.splitlines()
-    listed = [line for line in lines if "(" in line and "  # " in line]
-    assert [line.split("(")[0] for line in listed] == ["add", "set_mode"]
-    assert listed[0] == "add(a: integer, b: number)  # Add two numbers."
+    assert lines[:4] == [
+        "You can use these tools:",
+        "add: Add two numbers.",
+        "  a (integer, required)",
+        "  b (number, required)",
+    ]
+    assert lines[4] == "set_mode: Set the thermostat mode of a room."
     # one concrete example, with the first tool and its real argument names, that parses
     example = next(line for line in lines if line.startswith("<tool_call>"))
     assert example == '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 1.5}}</tool_call>'
     assert_valid_calls(FallbackFormat().parse(example), [("add", {"a": 1, "b": 1.5})])
     assert ANSWER_INSTRUCTIONS in prompt
     assert len(prompt) < 1500  # terse
+
+
+def test_fallback_system_prompt_shows_each_tool_in_full():
+    # every sentence of the description and every argument's type, requiredness, default
+    # and description: small models otherwise guess what an argument means
+    search = {
+        "name": "search",
+        "description": "Search the catalog. Results come back best first; at most 50.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "Words to look for."},
+                "limit": {"type": "integer", "default": 10, "description": "How many, 1 to 50."},
+                "sort": {"enum": ["price", "name"], "default": "price"},
+                "since": {"type": "string", "nullable": True},
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"id": {"type": "string"}, "n": {"type": "integer"}},
+                    },
+                },
+                "any": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+            },
+            "required": ["query"],
+        },
+    }
+    assert FallbackFormat().system_prompt([search]).splitlines()[1:8] == [
+        "search: Search the catalog. Results come back best first; at most 50.",
+        "  query (string, required): Words to look for.",
+        "  limit (integer, optional, default 10): How many, 1 to 50.",
+        '  sort ("price"|"name", optional, default "price")',
+        "  since (string or null, optional)",
+        "  items (list[{id: string, n: integer}], optional)",
+        "  any (integer or string, optional)",
+    ]
+    bare = {"name": "now", "description": "", "parameters": {"type": "object", "properties": {}}}
+    assert FallbackFormat().system_prompt([bare]).splitlines()[1:3] == ["now", "  (no arguments)"]
+
+
+def test_fallback_shop_prompt_costs_fewer_tokens_than_the_json_schemas():
+    from sc_core.tools import load_toolset
+
+    specs = [tool.spec() for tool in load_toolset("shop").create().tools.values()]
+    prompt = FallbackFormat().system_prompt(specs)
+    for spec in specs:  # every argument's description is there
+        for schema in spec["function"]["parameters"]["properties"].values():
+            assert schema["description"] in prompt
+    assert len(prompt) < 0.75 * len("\n".join(json.dumps(spec) for spec in specs))
 
 
 def test_fallback_system_prompt_accepts_bare_function_specs_and_enums():
@@ -362,7 +415,7 @@ def test_system_prompt_without_tools():
 def test_non_native_examples_parse_back(name):
     fmt = FORMATS[name](native=False)
     prompt = fmt.system_prompt(TOOLS)
-    assert "set_mode(room: string" in prompt
+    assert "  room (string, required)" in prompt
     example = prompt.split("for example:\n", 1)[1].splitlines()[0]
     assert_valid_calls(fmt.parse(example), [("add", {"a": 1, "b": 1.5})])
 
@@ -1106,9 +1159,8 @@ def test_detect_format_real_smollm2(smollm2_tokenizer):
     rendered = smollm2_tokenizer.apply_chat_template(
         [system, *messages], tokenize=False, add_generation_prompt=True
     )
-    assert (
-        "set_mode(room: string" in rendered and "<tool_call>" in rendered and "<answer>" in rendered
-    )
+    assert "  room (string, required)" in rendered
+    assert "<tool_call>" in rendered and "<answer>" in rendered
     assert rendered.endswith("<|im_start|>assistant\n")
 
 

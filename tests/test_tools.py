@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -268,7 +269,7 @@ def test_import_error_inside_the_module(tmp_path):
 def test_missing_file_missing_module_missing_attribute(on_path, tmp_path):
     with pytest.raises(ScError, match="toolset file not found"):
         load_toolset(str(tmp_path / "nowhere.py"))
-    with pytest.raises(ScError, match="could not import toolset 'no_such_module_xyz'"):
+    with pytest.raises(ScError, match="no toolset or module named 'no_such_module_xyz'"):
         load_toolset("no_such_module_xyz")
     with pytest.raises(ScError, match="has no attribute 'Nope'"):
         load_toolset("thermostat:Nope")
@@ -350,13 +351,40 @@ def test_reset_is_reproducible_and_close_is_called():
     assert toolset.state()["rooms"] == {}
 
 
-def test_state_is_plain_json():
-    toolset = Toolset(
-        [Tool.from_function(lambda: 1, name="one")],
-        state=lambda: {"when": Path("/x"), "pair": (1, 2)},
-    )
-    assert toolset.state() == {"when": "/x", "pair": [1, 2]}
-    assert json.dumps(toolset.state())
+def test_state_is_a_plain_json_copy():
+    inner = {"pair": (1, 2), "log": ["a"]}
+    toolset = Toolset([Tool.from_function(lambda: 1, name="one")], state=lambda: inner)
+    state = toolset.state()
+    assert state == {"pair": [1, 2], "log": ["a"]}  # a tuple is an array
+    inner["log"].append("b")
+    assert state["log"] == ["a"]  # a snapshot: later changes to the toolset do not reach it
+
+
+def _cyclic() -> dict:
+    loop: dict = {"self": None}
+    loop["self"] = loop
+    return loop
+
+
+@pytest.mark.parametrize(
+    ("state", "where"),
+    [
+        ({"due": [datetime.date(2024, 5, 1)]}, 'state["due"][0] is a datetime.date'),
+        ({"tags": {"a", "b"}}, 'state["tags"] is a set'),
+        ({"path": Path("/x")}, 'state["path"] is a pathlib.PosixPath'),
+        ({"x": [1, object()]}, 'state["x"][1] is an object'),
+        ({"temp": float("nan")}, 'state["temp"] is NaN'),
+        ({"limit": [float("-inf")]}, 'state["limit"][0] is -Infinity'),
+        ({"rooms": {101: "free"}}, 'state["rooms"] has a key that is not a string: 101'),
+        (_cyclic(), 'state["self"] refers back to a container it is in'),
+        (b"raw", "state is a bytes"),
+    ],
+)
+def test_a_state_that_is_not_json_data_is_an_error_naming_the_value(state, where):
+    toolset = Toolset([Tool.from_function(lambda: 1, name="one")], state=lambda: state)
+    with pytest.raises(ScError) as caught:
+        toolset.state()
+    assert str(caught.value) == f"state() is not JSON data: {where}"
 
 
 def test_a_toolset_needs_tools():
@@ -384,22 +412,22 @@ def books(on_path) -> Toolset:
         ("get_room", ["kitchen"], "get_room: arguments must be an object"),
         ("set_target", {"room": "kitchen"}, "set_target: missing argument(s) celsius"),
         ("get_room", {"room": "kitchen", "floor": 1}, "get_room: unknown argument(s) floor"),
-        ("get_room", {"room": 7}, "get_room: argument 'room' must be string, got int"),
+        ("get_room", {"room": 7}, "get_room: argument 'room' must be a string, got 7"),
         (
             "set_target",
             {"room": "kitchen", "celsius": "21"},
-            "set_target: argument 'celsius' must be number, got str",
+            "set_target: argument 'celsius' must be a number, got \"21\"",
         ),
         (
             "set_target",
             {"room": "kitchen", "celsius": True},
-            "set_target: argument 'celsius' must be number, got boolean",
+            "set_target: argument 'celsius' must be a number, got true",
         ),
-        ("set_away", {"away": 1}, "set_away: argument 'away' must be boolean, got int"),
+        ("set_away", {"away": 1}, "set_away: argument 'away' must be a boolean, got 1"),
         (
             "set_mode",
             {"room": "kitchen", "mode": "turbo"},
-            "set_mode: argument 'mode' must be one of ['off', 'heat', 'cool']",
+            'set_mode: argument \'mode\' must be one of ["off", "heat", "cool"], got "turbo"',
         ),
         ("get_room", {"room": "attic"}, "no room 'attic'; rooms: kitchen, bedroom, office"),
         ("set_target", {"room": "kitchen", "celsius": 45}, "target must be between 10 and 30"),
@@ -432,7 +460,7 @@ def test_call_integer_and_optional_and_defaults(books):
     sf = books.call("search_books", {"query": "", "genre": "sf", "sort": "year", "limit": 1})
     assert sf == [{"title": "Dune", "year": 1965, "genre": "sf"}]
     assert len(books.call("search_books", {"query": "", "genre": None})) == 3  # explicit null
-    with pytest.raises(ToolError, match="argument 'limit' must be integer, got float"):
+    with pytest.raises(ToolError, match="argument 'limit' must be an integer, got 2.5"):
         books.call("search_books", {"query": "", "limit": 2.5})
     with pytest.raises(ToolError, match="argument 'sort' must be one of"):
         books.call("search_books", {"query": "", "sort": "author"})
@@ -449,6 +477,124 @@ def test_a_tool_that_raises_anything_becomes_a_tool_error(books, on_path):
         warm.call("crash", {})
     with pytest.raises(ToolError, match="^degrees must be from 1 to 5$"):  # passed on as is
         warm.call("warmer", {"degrees": 9})
+
+
+def plot(
+    xs: list[float],
+    pairs: list[tuple[int, int]] | None = None,
+    style: Literal["line", "dots"] = "line",
+    label: int | str = 0,
+) -> int:
+    """Plot some numbers.
+
+    Args:
+        xs: The numbers.
+        pairs: Index pairs to join.
+        style: How to draw them.
+        label: A number or a name.
+    """
+    return len(xs)
+
+
+NESTED = {
+    "type": "object",
+    "properties": {
+        "point": {
+            "type": "object",
+            "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+            "required": ["x", "y"],
+            "additionalProperties": False,
+        },
+        "scores": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "tree": {"$ref": "#/$defs/Node"},
+        "mode": {"type": "string", "enum": ["a", "b"], "nullable": True},
+    },
+    "$defs": {
+        "Node": {
+            "type": "object",
+            "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}},
+        }
+    },
+}
+
+
+@pytest.fixture
+def shapes() -> Toolset:
+    """A typed Python tool, and one with a foreign (MCP-like) schema of nested objects."""
+    return Toolset([Tool.from_function(plot), Tool("shape", "A shape.", NESTED, lambda **a: a)])
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "message"),
+    [
+        ("plot", {"xs": [1, "a"]}, "argument 'xs'[1] must be a number, got \"a\""),
+        ("plot", {"xs": [1.5, True]}, "argument 'xs'[1] must be a number, got true"),
+        ("plot", {"xs": "12"}, "argument 'xs' must be an array, got \"12\""),
+        ("plot", {"xs": [], "pairs": [[1, 2], [3]]}, "'pairs'[1] must have at least 2 item(s)"),
+        ("plot", {"xs": [], "pairs": [[1, 2.5]]}, "'pairs'[0][1] must be an integer, got 2.5"),
+        ("plot", {"xs": [], "style": "bars"}, 'must be one of ["line", "dots"], got "bars"'),
+        ("plot", {"xs": [], "label": 1.5}, "'label' must be an integer or a string, got 1.5"),
+        ("plot", {"xs": [], "label": None}, "'label' must be an integer or a string, got null"),
+        ("shape", {"point": {"x": 1}}, "argument 'point' is missing key(s) \"y\""),
+        ("shape", {"point": {"x": 1, "y": 2, "z": 3}}, "'point' has unknown key(s) \"z\""),
+        ("shape", {"point": {"x": 1, "y": "2"}}, '\'point\'["y"] must be a number, got "2"'),
+        ("shape", {"scores": {"a": 1, "b": 1.5}}, "'scores'[\"b\"] must be an integer, got 1.5"),
+        (
+            "shape",
+            {"tree": {"children": [{"children": [{"children": 3}]}]}},
+            '\'tree\'["children"][0]["children"][0]["children"] must be an array, got 3',
+        ),
+        ("shape", {"mode": "c"}, 'argument \'mode\' must be one of ["a", "b"], got "c"'),
+    ],
+)
+def test_call_checks_items_and_nested_objects_with_the_path(shapes, name, arguments, message):
+    with pytest.raises(ToolError) as caught:
+        shapes.call(name, arguments)
+    assert str(caught.value).startswith(f"{name}: ")
+    assert message in str(caught.value)
+
+
+def test_call_accepts_what_the_schema_allows(shapes):
+    assert shapes.call("plot", {"xs": [1, 2.5]}) == 2  # an integer is a number
+    assert shapes.call("plot", {"xs": [], "pairs": None, "label": "a"}) == 0
+    assert shapes.call("plot", {"xs": [], "pairs": [[1, 2]], "style": "dots", "label": 3}) == 0
+    tree = {"children": [{"children": []}, {}]}
+    arguments = {"point": {"x": 1, "y": 2.5}, "scores": {"a": 1}, "tree": tree, "mode": None}
+    assert shapes.call("shape", arguments) == arguments
+
+
+def test_a_result_that_is_not_json_data_is_a_tool_error_naming_the_value():
+    def due(task: str) -> dict:
+        """When a task is due.
+
+        Args:
+            task: The task.
+        """
+        return {"task": task, "dates": (datetime.date(2024, 5, 1),)}
+
+    def pair() -> tuple:
+        """Two numbers."""
+        return (1, 2)
+
+    toolset = Toolset([Tool.from_function(due), Tool.from_function(pair)])
+    with pytest.raises(ToolError) as caught:
+        toolset.call("due", {"task": "tax"})
+    assert str(caught.value) == (
+        'due\'s result is not JSON data: result["dates"][0] is a datetime.date'
+    )
+    assert toolset.call("pair", {}) == [1, 2]  # a tuple is an array
+
+
+def test_tool_warnings_name_what_models_will_not_be_told(on_path):
+    import plain_tools
+
+    assert Tool.from_function(plain_tools.search_books).warnings() == []
+    assert Tool.from_function(plain_tools.undocumented).warnings() == [
+        "tool 'undocumented' has no description",
+        "tool 'undocumented' parameter 'x' has no JSON type; models will see type \"any\"",
+        "tool 'undocumented' parameter 'x' has no description",
+        "tool 'undocumented' parameter 'flag' has no description",
+    ]
 
 
 # -- sc tools ----------------------------------------------------------------------------------
@@ -488,3 +634,38 @@ def test_python_toolset_checks_at_load_time(tmp_path):
     path.write_text("def good(x: int) -> int:\n    '''Good.'''\n    return x\n")
     factory = python_toolset(str(path))
     assert factory().call("good", {"x": 4}) == 4
+
+
+def test_sc_tools_warns_on_stderr_and_keeps_json_clean(run_sc):
+    result = run_sc("tools", "tests/fixtures/plain_tools.py", "--json")
+    assert result.returncode == 0, result.stderr
+    assert {spec["function"]["name"] for spec in json.loads(result.stdout)} >= {"undocumented"}
+    assert result.stderr.splitlines() == [
+        "warning: tool 'undocumented' has no description",
+        "warning: tool 'undocumented' parameter 'x' has no JSON type; models will see type \"any\"",
+        "warning: tool 'undocumented' parameter 'x' has no description",
+        "warning: tool 'undocumented' parameter 'flag' has no description",
+    ]
+    documented = run_sc("tools", "tests/fixtures/thermostat.py")
+    assert documented.returncode == 0 and documented.stderr == ""
+
+
+def test_sc_tools_says_once_that_the_state_is_not_json_data(run_sc, tmp_path):
+    path = tmp_path / "diary.py"
+    path.write_text(
+        "import datetime\n\n\n"
+        "class Diary:\n"
+        "    def reset(self, seed):\n"
+        "        self.due = [datetime.date(2024, 5, seed + 1)]\n\n"
+        "    def state(self):\n"
+        "        return {'due': self.due}\n\n"
+        "    def postpone(self, days: int) -> int:\n"
+        "        '''Postpone.\n\n        Args:\n            days: How many days.\n        '''\n"
+        "        return days\n"
+    )
+    result = run_sc("tools", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "postpone" in result.stdout
+    assert result.stderr.splitlines() == [
+        'warning: state() is not JSON data: state["due"][0] is a datetime.date (after reset(0))'
+    ]

@@ -254,7 +254,7 @@ def acceptance_rows() -> list:
                 KITCHEN_FAILURES,
             ),
             "verify_runs",
-            "verify raised TypeError",
+            "verify: TypeError",
         ),
         (
             task(
@@ -316,8 +316,9 @@ def acceptance_rows() -> list:
                 KITCHEN_SOLUTION,
                 KITCHEN_FAILURES,  # 22 earns 0.5: partial credit is not a pass
             ),
-            None,
-            None,
+            "unique",  # it passed every check, but kitchen-temp asks the same
+            "duplicate of kitchen-temp (same tool calls, answer and state: "
+            'get_room(room="kitchen"))',
         ),
         (
             dict(acceptance_task_copy(), id="kitchen-temp-copy"),
@@ -369,7 +370,7 @@ def acceptance_rows() -> list:
                 ['def solve(tools):\n    tools.set_target(room="kitchen", celsius=99)\n'],
             ),
             "failures_fail",
-            "failure case 1 raised",
+            "failure case 1: ToolError: target must be between 10 and 30",
         ),
         (
             task(
@@ -419,16 +420,18 @@ def acceptance_task_copy() -> dict:
 
 
 # Survivors of each stage, counted by hand from the table above (25 lines):
-# parses rejects 8, verify_runs 4, solution_passes 2, failures_fail 3, deterministic 2, unique 3.
+# parses rejects 8, verify_runs 4, solution_passes 2, failures_fail 3, deterministic 2,
+# verifier_strict 0 (its cases: tests/test_strength.py), unique 4.
 EXPECTED_STAGES = {
     "parses": 17,
     "verify_runs": 13,
     "solution_passes": 11,
     "failures_fail": 8,
     "deterministic": 6,
-    "unique": 3,
+    "verifier_strict": 6,
+    "unique": 2,
 }
-EXPECTED_KEPT = ["kitchen-temp", "bedroom-heat", "partial-credit"]
+EXPECTED_KEPT = ["kitchen-temp", "bedroom-heat"]
 
 
 def expected_id(number: int, row) -> str:
@@ -728,6 +731,7 @@ def test_stages_counts_survivors_and_is_monotone():
         "solution_passes": 4,
         "failures_fail": 3,
         "deterministic": 3,
+        "verifier_strict": 3,
         "unique": 2,
     }
     assert FilterReport([]).to_dict() == {
@@ -780,7 +784,11 @@ def test_duplicates_are_judged_among_kept_tasks_only():
     mark_duplicates(verdicts)
     assert (rejected.kept, rejected.stage) == (False, "failures_fail")
     assert copy.kept is True  # the earlier identical task was rejected, so this one stands
-    assert (again.kept, again.stage, again.reason) == (False, "unique", "duplicate of copy")
+    assert (again.kept, again.stage, again.reason) == (
+        False,
+        "unique",
+        "duplicate of copy (same instruction)",
+    )
     assert other_seed.kept is True  # another seed is another environment
 
 
@@ -855,5 +863,5 @@ def test_code_too_deep_for_python_is_rejected_or_kept_without_crashing(pool):
     assert verdicts["long-sum"].kept is True
     assert (verdicts["long-sum-2"].stage, verdicts["long-sum-2"].reason) == (
         "unique",
-        "duplicate of long-sum",
+        "duplicate of long-sum (same instruction)",
     )

@@ -41,8 +41,12 @@ class ExploreChallenger(Challenger):
                 for instance, seed in zip(instances, seeds, strict=True)
             ]
             episodes = agent.run(specs, on_step)
+            guidance = self.config.guidance
             conversations = [
-                [*episode.messages, {"role": "user", "content": cat_prompt(instance, seed)}]
+                [
+                    *episode.messages,
+                    {"role": "user", "content": cat_prompt(instance, seed, guidance)},
+                ]
                 for episode, instance, seed in zip(episodes, instances, seeds, strict=True)
             ]
             tools = [[t.spec() for t in instance.tools.values()] for instance in instances]
@@ -79,8 +83,9 @@ class SeededChallenger(Challenger):
             for seed in seeds:
                 shots = random.Random(seed).sample(examples, min(self.config.shots, len(examples)))
                 shown = "\n\n".join(render_cat(example) for example in shots)
+                writing = cat_prompt(instance, seed, self.config.guidance)
                 request = (
-                    f"Example tasks for these tools:\n\n{shown}\n\n{cat_prompt(instance, seed)}\n\n"
+                    f"Example tasks for these tools:\n\n{shown}\n\n{writing}\n\n"
                     "Write a new task, different from the examples."
                 )
                 conversations.append(

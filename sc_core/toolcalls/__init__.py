@@ -17,7 +17,10 @@ picks one of four formats, one module each, whose docstring says exactly what it
 :mod:`~sc_core.toolcalls.pythonic` (Llama 3.2 / Llama 4 pythonic templates)
     ``[add(a=1, b="x"), now()]``, read with :mod:`ast`, never evaluated
 :mod:`~sc_core.toolcalls.fallback` (templates without tool support, such as SmolLM2's)
-    not native: the hermes syntax, taught in the system prompt
+    not native: the system prompt shows every tool in full, in a compact readable form (name,
+    whole description, and each argument's type, required or optional, default and
+    description; not the JSON schema, which costs about 1.7 times the tokens), and teaches
+    the hermes syntax with one example
 
 Each format also parses the others' tell-tale syntax where it is unambiguous (a ``<tool_call>``
 tag is read as hermes by every format), and, given the toolset's tool names, JSON calls of those

@@ -25,7 +25,7 @@ from .calls import (
     _is_call_like,
     _json_error,
 )
-from .prompts import _example_call, _function, signature
+from .prompts import _example_call, _function, describe
 from .text import _THINK_START, _clean, _strip_fences
 from .untagged import untagged_calls
 
@@ -57,12 +57,14 @@ class ToolCallFormat:
 
     def system_prompt(self, tools: list[dict], answer: str = ANSWER_INSTRUCTIONS) -> str:
         """Text for the system prompt. Native: the final-answer instructions ``answer`` only
-        (the template shows the tools). Not native: the tools as JSON, how to call them (one
-        example, using the first tool) and the final-answer instructions."""
+        (the template shows the tools). Not native: every tool in full (its description and
+        each argument's type, whether it is required, default and description; see
+        :func:`~sc_core.toolcalls.prompts.describe`), how to call them (one example, using the
+        first tool) and the final-answer instructions."""
         if self.native or not tools:
             return answer
         functions = [_function(tool) for tool in tools]
-        lines = ["You can use these tools:"] + [signature(tool) for tool in tools]
+        lines = ["You can use these tools:"] + [describe(tool) for tool in tools]
         lines += ["", self.call_instructions(_example_call(functions[0])), answer]
         return "\n".join(lines)
 

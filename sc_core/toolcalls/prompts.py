@@ -1,5 +1,7 @@
 """Tool specs as system-prompt text, for formats that are not native (the model's chat template
-does not show the tools): one compact line per tool, and a plausible example call."""
+does not show the tools): each tool in full, in a compact readable form rather than its JSON
+schema (:func:`describe`), and a plausible example call. The one-line :func:`signature` is how
+the challenger's prompt shows the tools a solution calls."""
 
 from __future__ import annotations
 
@@ -20,13 +22,26 @@ def _function(tool: dict[str, Any]) -> dict[str, Any]:
 
 
 def _type_name(schema: Any) -> str:
+    """A JSON schema as a short type expression: ``string``, ``list[integer]``, ``"a"|"b"``,
+    ``{id: string, quantity: integer}``, ``integer or null``."""
     if not isinstance(schema, dict):
         return "any"
+    options = schema.get("anyOf") or schema.get("oneOf")
+    kind = schema.get("type")
     if schema.get("enum"):
-        return "|".join(json.dumps(value) for value in schema["enum"])
-    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
-        return f"list[{_type_name(schema['items'])}]"
-    return str(schema.get("type", "any"))
+        name = "|".join(json.dumps(value) for value in schema["enum"])
+    elif isinstance(options, list) and options:
+        name = " or ".join(_type_name(option) for option in options)
+    elif isinstance(kind, list):
+        name = " or ".join(str(k) for k in kind) or "any"
+    elif kind == "array" and isinstance(schema.get("items"), dict):
+        name = f"list[{_type_name(schema['items'])}]"
+    elif kind == "object" and isinstance(schema.get("properties"), dict) and schema["properties"]:
+        keys = ", ".join(f"{k}: {_type_name(v)}" for k, v in schema["properties"].items())
+        name = f"{{{keys}}}"
+    else:
+        name = str(kind or "any")
+    return f"{name} or null" if schema.get("nullable") else name
 
 
 def signature(tool: dict[str, Any], prefix: str = "") -> str:
@@ -41,6 +56,33 @@ def signature(tool: dict[str, Any], prefix: str = "") -> str:
     )
     summary = re.split(r"(?<=[.;])\s", function["description"].strip(), maxsplit=1)[0]
     return f"{prefix}{function['name']}({args})  # {summary}".rstrip(" #")
+
+
+def _parameter(name: str, schema: Any, required: bool) -> str:
+    """One argument as ``name (type, required): description`` or ``name (type, optional,
+    default value): description``."""
+    facts = [_type_name(schema), "required" if required else "optional"]
+    if isinstance(schema, dict) and "default" in schema:
+        facts.append(f"default {json.dumps(schema['default'])}")
+    text = " ".join(str(schema.get("description", "")).split()) if isinstance(schema, dict) else ""
+    return f"{name} ({', '.join(facts)})" + (f": {text}" if text else "")
+
+
+def describe(tool: dict[str, Any]) -> str:
+    """A tool in full, for a model that only sees it in the system prompt: its name and whole
+    description, then one indented line per argument with its type, whether it is required,
+    its default and its description. Small models call tools better when they see what each
+    argument means, and this form costs far fewer tokens than the JSON schema it renders."""
+    function = _function(tool)
+    description = " ".join(function["description"].split())
+    lines = [f"{function['name']}: {description}" if description else function["name"]]
+    parameters = function["parameters"]
+    required = set(parameters.get("required") or [])
+    properties = parameters.get("properties") or {}
+    lines += [
+        f"  {_parameter(name, schema, name in required)}" for name, schema in properties.items()
+    ]
+    return "\n".join(lines if properties else [*lines, "  (no arguments)"])
 
 
 def _example_value(schema: Any) -> Any:

@@ -1,7 +1,7 @@
 """The ``example_turn_penalty`` reward shaper.
 
-A reward shaper turns the verifier's score for one episode into the training reward. sc's core
-has not fixed the shaper signature yet; this plugin uses::
+A reward shaper turns the verifier's score for one episode into the training reward, with
+sc's shaper signature (``register_reward_shapers`` in CONTRIBUTING.md)::
 
     def shaper(score: float, episode: dict) -> float
 

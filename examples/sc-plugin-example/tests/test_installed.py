@@ -77,7 +77,11 @@ def test_sc_plugins_lists_it(installed):
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["example"]["version"] == "0.1.0"
     assert rows["example"]["builtin"] is False
-    assert rows["example"]["hooks"] == ["register_reward_shapers", "register_toolsets"]
+    assert rows["example"]["hooks"] == [
+        "register_challengers",
+        "register_reward_shapers",
+        "register_toolsets",
+    ]
     assert "error" not in rows["example"]
 
 
@@ -99,6 +103,23 @@ def test_sc_verify_keeps_its_example_tasks(installed):
         "todo-finish-high",
         "todo-add-passport",
     }
+
+
+def test_sc_challenge_writes_from_its_template_without_a_model(installed, tmp_path):
+    out = tmp_path / "tasks.jsonl"
+    result = run_sc(
+        installed, "challenge", "--tools", "todo", "--strategy", "example_template", "-n", "8",
+        "--json", "--out", str(out), "--model", "no-such-model",  # never loaded
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["attempts"] == 8, report
+    assert report["stages"]["parses"] == report["stages"]["deterministic"] == 6  # 5, 7 declined
+    rejected = (tmp_path / "tasks.rejected.jsonl").read_text().splitlines()
+    assert [json.loads(row)["rejection"]["reason"] for row in rejected] == [
+        "declined: no open high-priority to-do to finish",
+        "declined: no open normal-priority to-do to finish",
+    ]
 
 
 def test_its_reward_shaper_is_registered(installed):

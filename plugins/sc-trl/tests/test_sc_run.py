@@ -78,8 +78,8 @@ def test_sc_run_end_to_end_killed_and_resumed(tmp_path, model_dir):
     assert kinds == {"filter", "eval", "train", "train_summary"}
     assert len(rows(run_dir / "tasks.jsonl")) == 2
     assert all("rejection" in row for row in rows(run_dir / "rejected.jsonl"))
-    # the learning curve, pass rates, filter yield, reward
-    assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 4
+    # the learning curve, pass rates, filter yield, the kept tasks' diversity, reward
+    assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 5
 
     report = sc("report", "ci", cwd=tmp_path)
     out, err = report.communicate(timeout=120)

@@ -162,7 +162,7 @@ def test_agent_runs_on_a_chat_model(calculator):
     assert stream == rendered
     first, second = recorder.calls
     assert [type(m) for m in first] == [SystemMessage, HumanMessage]
-    assert "multiply(a: number, b: number)" in first[0].content  # the fallback tool list
+    assert "multiply: Multiply two numbers.\n  a (number, required)" in first[0].content  # tools
     assert "<tool_call>" in first[0].content and first[1].content == "Explore the tools."
     assert second[2:] == [AIMessage(CALL), HumanMessage("Tool result (multiply): 42")]
     assert recorder.kwargs[0]["temperature"] == 0.3

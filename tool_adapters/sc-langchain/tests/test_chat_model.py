@@ -115,7 +115,7 @@ def test_create_agent_sees_what_sc_agent_shows(tmp_path: Path):
     assert backend.prompts == sc_backend.prompts
     first = text(backend.prompts[0])
     assert first.startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}\n\nYou can use these tools:\n")
-    assert "add(a: integer, b: integer)  # Add two integers." in first
+    assert "add: Add two integers.\n  a (integer, required)\n  b (integer, required)" in first
     assert text(backend.prompts[1]).endswith(
         f"{CALL}<|im_end|>\n<|im_start|>tool\n5<|im_end|>\n<|im_start|>assistant\n"
     )
@@ -171,7 +171,8 @@ def test_manual_loop_with_every_kind_of_tool():
     assert messages[-1].content == "[42, 0.25]"
     last = text(backend.prompts[-1])
     assert last.startswith("<|im_start|>system\nYou are a calculator.\n\nYou can use these tools:")
-    assert "Multiply(a: number, b: number)" in last and "divide(a: number, b: number)" in last
+    assert "Multiply: Multiply two numbers.\n  a (number, required): first factor\n" in last
+    assert "divide: Divide a by b.\n  a (number, required)\n  b (number, required)" in last
     # tool messages are named from their call, rendered as sc renders results
     assert "<|im_start|>tool\n42<|im_end|>\n<|im_start|>tool\n0.25<|im_end|>" in last
     assert backend.params[0].max_new_tokens == 48

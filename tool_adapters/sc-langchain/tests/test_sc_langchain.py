@@ -136,11 +136,11 @@ def test_tool_failures_become_tool_errors_with_the_message():
         toolset.call("refuse", {"reason": "out of stock"})
     with pytest.raises(ToolError, match="explode failed: RuntimeError: the tool blew up"):
         toolset.call("explode", {})
-    with pytest.raises(ToolError, match="ship: invalid arguments: address.city: Field required"):
-        toolset.call("ship", {"order_id": "O1", "address": {}})
+    with pytest.raises(ToolError, match=r"ship: argument 'address' is missing key\(s\) \"city\""):
+        toolset.call("ship", {"order_id": "O1", "address": {}})  # sc checks nested objects
     with pytest.raises(ToolError, match="unknown argument"):
         toolset.call("add", {"a": 1, "b": 2, "c": 3})
-    with pytest.raises(ToolError, match="must be integer"):
+    with pytest.raises(ToolError, match="must be an integer"):
         toolset.call("add", {"a": "1", "b": 2})
 
 
