@@ -8,8 +8,8 @@ pluggy accepts a module whose hook is misspelled, or lacks ``@hookimpl``, and ne
 the plugin would look installed and do nothing, and what it should have added would fail later
 with a misleading error. So each external plugin is checked as it loads: every ``@hookimpl``
 must name a hook in ``hookspecs`` (``register_toolset`` is reported with the closest real hook),
-and a plugin must implement at least one hook (the functions that look like hooks but lack
-``@hookimpl`` are named). A plugin that fails to import, fails this check or pluggy's own (a
+a plugin must implement at least one hook (the functions that look like hooks but lack
+``@hookimpl`` are named), and a function named exactly like a hook must carry the marker. A plugin that fails to import, fails this check or pluggy's own (a
 hookimpl's arguments against its hookspec), or takes a name already loaded is reported in one
 line on stderr, recorded in ``failed`` (``sc plugins`` shows the reason) and skipped: a broken
 plugin must never break sc. Built-ins are held to the same check by the test suite.
@@ -126,15 +126,17 @@ def hook_problem(module: ModuleType) -> str | None:
     for hook in implemented:
         if hook not in HOOKS:
             return f"implements unknown hook {hook!r}{did_you_mean(hook, HOOKS)}"
-    if implemented:
-        return None
-    lookalikes = [
+    functions = [
         attr
         for attr, value in vars(module).items()
-        if inspect.isfunction(value)
-        and value.__module__ == module.__name__
-        and difflib.get_close_matches(attr, HOOKS, n=1)
+        if inspect.isfunction(value) and value.__module__ == module.__name__
     ]
+    if implemented:  # a function named exactly like a hook, unmarked, is a forgotten marker
+        unmarked = [attr for attr in functions if attr in HOOKS and attr not in implemented]
+        if unmarked:
+            return f"{unmarked[0]} is named like a hook but lacks @sc_core.hookimpl"
+        return None
+    lookalikes = [attr for attr in functions if difflib.get_close_matches(attr, HOOKS, n=1)]
     if not lookalikes:
         return "implements no hook (mark each hook function with @sc_core.hookimpl)"
     look = "looks like a hook but lacks" if len(lookalikes) == 1 else "look like hooks but lack"

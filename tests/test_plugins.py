@@ -453,6 +453,14 @@ def test_hook_check_accepts_specname_and_names_several_lookalikes():
     assert hook_problem(module_from("x = 1\n")) == (
         "implements no hook (mark each hook function with @sc_core.hookimpl)"
     )
+    half = module_from(
+        "from sc_core import hookimpl\n"
+        "@hookimpl\ndef register_toolsets(register):\n    pass\n"
+        "def register_reward_shapers(register):\n    pass\n"
+    )
+    assert hook_problem(half) == (
+        "register_reward_shapers is named like a hook but lacks @sc_core.hookimpl"
+    )
     unknown = module_from("from sc_core import hookimpl\n@hookimpl\ndef on_start():\n    pass\n")
     assert hook_problem(unknown) == "implements unknown hook 'on_start'"
     assert "register_toolsets" in HOOKS and "on_start" not in HOOKS
