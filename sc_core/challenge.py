@@ -43,8 +43,8 @@ from .tools import Toolset, ToolsetSpec
 CAT_INSTRUCTIONS = """Now write one new task for these tools, with the code that checks it.
 
 The task is solved by calling `tools.NAME(arg=value, ...)` in Python; a call returns the tool's
-JSON result or raises an error. `state` is the environment's JSON state after the solution ran
-(for example: {state_example}).
+JSON result or raises an error. `state` is the environment's JSON state after the solution ran.
+{state_line}
 
 Write exactly these parts, in this order:
 <instruction>the request a user would make, in plain words, with every value it needs</instruction>
@@ -89,10 +89,54 @@ def signatures(toolset: Toolset) -> str:
     return "\n".join(signature(tool.spec(), "tools.") for tool in toolset.tools.values())
 
 
-def state_example(toolset: Toolset, seed: int, limit: int = 600) -> str:
+def state_example(toolset: Toolset, seed: int, limit: int = 1500) -> str:
+    """The state of a fresh reset for ``seed``, as JSON of at most about ``limit`` characters.
+
+    A state too long to show whole keeps the first few entries of every collection (as many as
+    fit), rather than its first characters: a task must name things that exist in its
+    environment (customers, orders, files), and a model that sees only the start of the first
+    collection borrows the rest from the example tasks, which come from other environments.
+    """
     toolset.reset(seed)
-    text = json.dumps(toolset.state())
-    return text if len(text) <= limit else text[:limit] + " ...}"
+    state = toolset.state()
+    text = json.dumps(state)
+    if len(text) <= limit:
+        return text
+    fitting = json.dumps(_preview(state, 1))
+    for items in range(2, 50):
+        bigger = json.dumps(_preview(state, items))
+        if len(bigger) > limit:
+            break
+        fitting = bigger
+    return fitting
+
+
+def state_line(example: str) -> str:
+    """What the writing prompt says of the environment: its state before the solution runs,
+    and that a task names only what exists there; for a toolset that keeps no state, that."""
+    if json.loads(example) in ({}, [], None):
+        return "This toolset keeps no state: `state` is " + example + "."
+    return (
+        f"Before the solution runs, the state is: {example}\n"
+        "Name only things (names, ids) that exist in this state."
+    )
+
+
+def _preview(value: Any, items: int, top: bool = True) -> Any:
+    """``value`` with every collection below the top (a list, or an object whose values are all
+    lists or objects) cut to its first ``items`` entries and a note of how many more there are;
+    records (objects with plain values) stay whole."""
+    if isinstance(value, list):
+        shown = [_preview(item, items, False) for item in value[:items]]
+        return shown + ([f"... {len(value) - items} more"] if len(value) > items else [])
+    if not isinstance(value, dict):
+        return value
+    collection = not top and all(isinstance(item, dict | list) for item in value.values())
+    keys = list(value)[:items] if collection else list(value)
+    shown = {key: _preview(value[key], items, False) for key in keys}
+    if len(value) > len(keys):
+        shown["..."] = f"{len(value) - len(keys)} more"
+    return shown
 
 
 def cat_prompt(toolset: Toolset, seed: int, guidance: str = "") -> str:
@@ -100,7 +144,7 @@ def cat_prompt(toolset: Toolset, seed: int, guidance: str = "") -> str:
     ``guidance`` (``ChallengeConfig.guidance``, such as a curriculum's), last, where a small
     model reads it just before it writes."""
     prompt = CAT_INSTRUCTIONS.format(
-        signatures=signatures(toolset), state_example=state_example(toolset, seed)
+        signatures=signatures(toolset), state_line=state_line(state_example(toolset, seed))
     )
     return f"{prompt}\n\n{guidance.strip()}" if guidance.strip() else prompt
 

@@ -9,10 +9,11 @@ the plugin would look installed and do nothing, and what it should have added wo
 with a misleading error. So each external plugin is checked as it loads: every ``@hookimpl``
 must name a hook in ``hookspecs`` (``register_toolset`` is reported with the closest real hook),
 a plugin must implement at least one hook (the functions that look like hooks but lack
-``@hookimpl`` are named), and a function named exactly like a hook must carry the marker. A plugin that fails to import, fails this check or pluggy's own (a
-hookimpl's arguments against its hookspec), or takes a name already loaded is reported in one
-line on stderr, recorded in ``failed`` (``sc plugins`` shows the reason) and skipped: a broken
-plugin must never break sc. Built-ins are held to the same check by the test suite.
+``@hookimpl`` are named), and a function named exactly like a hook must carry the marker. A
+plugin that fails to import, fails this check or pluggy's own (a hookimpl's arguments against
+its hookspec), or takes a name already loaded is reported in one line on stderr, recorded in
+``failed`` (``sc plugins`` shows the reason) and skipped: a broken plugin must never break sc.
+Built-ins are held to the same check by the test suite.
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ from sc_core.challenge import (
     parse_cat,
     render_cat,
     signatures,
+    state_example,
+    state_line,
     task_lines,
 )
 from sc_core.default_plugins.challengers import ExploreChallenger, SeededChallenger
@@ -267,7 +269,7 @@ def test_explore_runs_the_tools_then_writes_with_provenance():
         assert signatures(fresh) in prompt
         assert "tools.set_target(room: string, celsius: number)" in prompt
         fresh.reset(seed)
-        assert f"(for example: {json.dumps(fresh.state())})" in prompt  # reset after exploring
+        assert f"the state is: {json.dumps(fresh.state())}\n" in prompt  # reset after exploring
         assert '"celsius": 25' in prompt and '"target": 25.0' in prompt  # the exploration
     assert backend.params[-1].max_new_tokens == 99
 
@@ -654,3 +656,24 @@ def test_a_strategy_that_skips_a_seed_is_a_one_line_error(pool, monkeypatch, fix
     monkeypatch.setattr(fixed, "attempt", lambda self, toolset, seeds, on_step=None: [])
     with pytest.raises(ScError, match="'fixed' broke its contract: attempt\\(\\) must return one"):
         api_module.challenge("calculator", 2, strategy="fixed", pool=pool)
+
+
+def test_a_long_state_shows_some_of_every_collection():
+    """The writing prompt's state keeps a few entries of each collection, whole, so a task can
+    name things that exist: the shop's customers, products and orders all show."""
+    shop = load_toolset("shop").create()
+    shown = state_example(shop, 5, limit=1500)
+    assert len(shown) <= 1500
+    preview = json.loads(shown)
+    fresh = shop.state()
+    assert set(preview) == set(fresh)  # every collection
+    for name in ("customers", "products", "orders"):
+        entries = {key: value for key, value in preview[name].items() if key != "..."}
+        assert entries and set(entries) <= set(fresh[name])
+        assert preview[name]["..."] == f"{len(fresh[name]) - len(entries)} more"
+    for name in ("customers", "products"):  # records stay whole
+        assert all(
+            fresh[name][key] == value for key, value in preview[name].items() if key != "..."
+        )
+    assert state_line("{}") == "This toolset keeps no state: `state` is {}."
+    assert "Name only things" in state_line(shown)
