@@ -154,7 +154,8 @@ def challenge(
     lines = task_lines([made[s] for s in seeds], spec.spec, strategy, author)
     lines += extra or []
     with _pool(pool) as opened:
-        report = run_filter(lines, opened, spec, on_done=on_verified)
+        shown = strategy_type.shown(spec, config)
+        report = run_filter(lines, opened, spec, on_done=on_verified, examples=shown)
     return ChallengeResult(n, report)
 
 

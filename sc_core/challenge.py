@@ -252,6 +252,12 @@ class Challenger(ABC):
         self.model = model
         self.config = config or ChallengeConfig()
 
+    @classmethod
+    def shown(cls, toolset: ToolsetSpec, config: ChallengeConfig) -> list[CodeAsTask]:
+        """The example tasks the strategy shows its model. They are not new: the filter's
+        ``unique`` stage rejects a candidate that copies one. None by default."""
+        return []
+
     @property
     def author(self) -> str | None:
         """The model id its tasks' provenance names; None for a strategy without a model."""

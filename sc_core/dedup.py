@@ -278,11 +278,16 @@ def _embedded(kept: list[Verdict], places: list[str]) -> _Embedded | None:
     return _Embedded(vectors, {index: row for row, index in enumerate(shared)})
 
 
-def mark_duplicates(verdicts: Iterable[Verdict], toolset: str | None = None) -> None:
+def mark_duplicates(
+    verdicts: Iterable[Verdict], toolset: str | None = None, examples: Sequence[CodeAsTask] = ()
+) -> None:
     """The ``unique`` stage, in input order: a kept task repeating an earlier kept one (on the
     same toolset: ``toolset`` when it overrides the tasks' own) is rejected with a reason that
-    names the earlier task and what they share."""
+    names the earlier task and what they share. So is one that copies an ``example`` (a task
+    the challenger was shown: its instruction, code or meaning, in any environment)."""
     kept = [verdict for verdict in verdicts if verdict.kept]
+    _mark_copies(kept, examples)
+    kept = [verdict for verdict in kept if verdict.kept]
     places = [_place(verdict, toolset) for verdict in kept]
     embedded = _embedded(kept, places)
     seen: dict[str, str] = {}
@@ -307,6 +312,43 @@ def mark_duplicates(verdicts: Iterable[Verdict], toolset: str | None = None) -> 
         others.append(index)
         for _, key in keys:
             seen[key] = verdict.id
+
+
+def _mark_copies(kept: list[Verdict], examples: Sequence[CodeAsTask]) -> None:
+    """Reject the kept tasks that copy one of ``examples``: the same words, the same code, or
+    the same meaning (:data:`THRESHOLD`, not told apart by their words)."""
+    if not examples or not kept:
+        return
+    words = {" ".join(tokens(example.instruction)): example.id for example in examples}
+    code = {_code_key(example): example.id for example in examples}
+    vectors = _vectors(
+        [example.instruction for example in examples] + [v.item.task.instruction for v in kept]
+    )
+    for index, verdict in enumerate(kept):
+        task = verdict.item.task
+        found = words.get(" ".join(tokens(task.instruction)))
+        why = "same instruction"
+        if found is None:
+            found, why = code.get(_code_key(task)), "same code"
+        if found is None and vectors is not None:
+            found, why = _closest_example(task, examples, vectors, len(examples) + index)
+        if found is not None:
+            verdict.kept, verdict.stage = False, "unique"
+            verdict.reason = f"copies the example {found} ({why})"
+
+
+def _closest_example(
+    task: CodeAsTask, examples: Sequence[CodeAsTask], vectors: torch.Tensor, row: int
+) -> tuple[str | None, str]:
+    """The example ``task`` (embedded at ``vectors[row]``) means, with the similarity."""
+    similarities = (vectors[: len(examples)] @ vectors[row]).tolist()
+    words = tokens(task.instruction)
+    for similarity, example in sorted(zip(similarities, examples, strict=True), reverse=True):
+        if similarity < THRESHOLD:
+            break
+        if not _distinct(words, tokens(example.instruction)):
+            return example.id, f"similarity {similarity:.2f}"
+    return None, ""
 
 
 def _same_meaning(

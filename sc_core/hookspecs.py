@@ -38,6 +38,8 @@ def register_challengers(register):
       :class:`~sc_core.models.ModelBackend` that writes (None when ``needs_model`` is False)
       and a :class:`~sc_core.challenge.ChallengeConfig` (sampling, exploration limits,
       ``examples``, ``chunk``), kept as ``self.model`` and ``self.config``.
+    - ``shown(toolset, config)``, a classmethod (default: none): the example tasks the strategy
+      shows its model; the filter rejects a candidate that copies one.
     - ``config.guidance``: what kind of task to write, in words (``sc run --curriculum``: which
       recent tasks the executor found too easy, learnable or too hard). A strategy adds it to
       every writing prompt; ``cat_prompt(instance, seed, config.guidance)`` does.

@@ -23,7 +23,7 @@ import ast
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -357,8 +357,10 @@ def run_filter(
     pool: SandboxPool,
     tools: ToolsetSpec | None = None,
     on_done: Callable[[Verdict], None] | None = None,
+    examples: Sequence[CodeAsTask] = (),
 ) -> FilterReport:
-    """Check every task with the pool's workers in parallel; verdicts keep the input order."""
+    """Check every task with the pool's workers in parallel; verdicts keep the input order.
+    ``examples``, the tasks a challenger was shown, are not new: a copy of one is a duplicate."""
     checker = TaskChecker(pool, tools)
     items = list(items)
 
@@ -373,5 +375,5 @@ def run_filter(
             verdicts = list(executor.map(check, items))
     finally:
         checker.close()
-    mark_duplicates(verdicts, tools.spec if tools else None)
+    mark_duplicates(verdicts, tools.spec if tools else None, examples)
     return FilterReport(verdicts)

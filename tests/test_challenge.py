@@ -677,3 +677,23 @@ def test_a_long_state_shows_some_of_every_collection():
         )
     assert state_line("{}") == "This toolset keeps no state: `state` is {}."
     assert "Name only things" in state_line(shown)
+
+
+def test_a_copy_of_a_shown_example_is_not_a_new_task(pool):
+    """The seeded strategy's model copied the examples it was shown (the 0.5B wrote the
+    shipped "Three runners finished in 12.5, 13.1 and 11.9 minutes..." word for word): such a
+    candidate is rejected at ``unique``, naming the example."""
+    calculator = load_toolset("calculator")
+    [example] = [t for t in calculator.create().examples if t.id == "seed-calc-mean"]
+    copied = render_cat(example).replace("Three runners", "three runners")
+    backend = Scripted(writer(copied, GOOD))
+    config = ChallengeConfig(shots=1)
+    result = api_module.challenge(
+        calculator, 2, backend, strategy="seeded", config=config, pool=pool
+    )
+    copy, new = result.report.verdicts
+    assert (copy.kept, copy.stage) == (False, "unique")
+    assert copy.reason == "copies the example seed-calc-mean (same instruction)"
+    assert new.kept
+    assert SeededChallenger.shown(calculator, config) == calculator.create().examples
+    assert ExploreChallenger.shown(calculator, config) == []

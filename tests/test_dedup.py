@@ -26,7 +26,7 @@ from sc_core.dedup import (
 )
 from sc_core.plugins import load_plugins
 from sc_core.sandbox import Limits, SandboxPool, get_sandbox
-from sc_core.task import parse_line
+from sc_core.task import CodeAsTask, parse_line
 from sc_core.verify import Verdict, run_filter
 
 FAILURE = "def solve(tools):\n    return None\n"
@@ -404,3 +404,26 @@ def test_a_looser_rewording_with_the_same_result_is_a_duplicate(model):
                                         "the same result)")  # fmt: skip
     other = [kept("loop", first, result="5050"), kept("integers", second, result="5051")]
     assert outcomes(other) == [(True, None)] * 2
+
+
+def test_a_task_that_copies_an_example_is_a_duplicate_in_any_environment(model):
+    """Examples the challenger was shown count as earlier tasks: by words, code or meaning,
+    whatever the seed; a task that only shares the example's topic is new."""
+    example = CodeAsTask.from_dict(
+        row("seed-hyp", "A right triangle has legs 9 and 40. How long is the hypotenuse?")
+        | {"solution": "def solve(tools):\n    return 41\n"}
+    )
+    verdicts = [
+        kept("words", "a right triangle has legs 9 and 40 - how long is the hypotenuse", seed=3),
+        kept("code", "Give the number forty-one.", solution="def solve(tools):\n    return 41\n"),
+        kept("meaning", "Given a right triangle with legs 9 and 40, how long is its hypotenuse?"),
+        kept("new", "A right triangle has legs 20 and 21. How long is the hypotenuse?"),
+    ]
+    mark_duplicates(verdicts, examples=[example])
+    assert [(v.kept, v.reason) for v in verdicts][:3] == [
+        (False, "copies the example seed-hyp (same instruction)"),
+        (False, "copies the example seed-hyp (same code)"),
+        (False, verdicts[2].reason),
+    ]
+    assert verdicts[2].reason.startswith("copies the example seed-hyp (similarity 0.9")
+    assert verdicts[3].kept

@@ -8,8 +8,16 @@ from contextlib import suppress
 
 from sc_core import hookimpl
 from sc_core.agent import Agent, AgentConfig, EpisodeSpec
-from sc_core.challenge import EXPLORE_PROMPT, Attempt, Challenger, cat_prompt, render_cat
+from sc_core.challenge import (
+    EXPLORE_PROMPT,
+    Attempt,
+    ChallengeConfig,
+    Challenger,
+    cat_prompt,
+    render_cat,
+)
 from sc_core.errors import ScError
+from sc_core.task import CodeAsTask
 from sc_core.tools import ToolsetSpec
 
 WRITER_PROMPT = "You write realistic tasks, with Python code that checks them, for a set of tools."
@@ -66,17 +74,28 @@ class SeededChallenger(Challenger):
 
     name = "seeded"
 
+    @classmethod
+    def shown(cls, toolset: ToolsetSpec, config: ChallengeConfig) -> list[CodeAsTask]:
+        """``config.examples``, else the toolset's own."""
+        if config.examples:
+            return list(config.examples)
+        instance = toolset.create()
+        try:
+            return list(instance.examples)
+        finally:
+            instance.close()
+
     def attempt(
         self, toolset: ToolsetSpec, seeds: list[int], on_step: Callable[[int], None] | None = None
     ) -> list[Attempt]:
+        examples = self.shown(toolset, self.config)
+        if not examples:
+            raise ScError(
+                f"the seeded strategy needs example tasks: toolset {toolset.spec!r} ships "
+                "none, so pass --examples FILE"
+            )
         instance = toolset.create()
         try:
-            examples = list(self.config.examples) or list(instance.examples)
-            if not examples:
-                raise ScError(
-                    f"the seeded strategy needs example tasks: toolset {toolset.spec!r} ships "
-                    "none, so pass --examples FILE"
-                )
             tools = [t.spec() for t in instance.tools.values()]
             agent = Agent(self.model, AgentConfig(system_prompt=WRITER_PROMPT))
             conversations = []
