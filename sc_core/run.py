@@ -517,6 +517,17 @@ class Run:
             release_rollout_model=self.release,
         )
         self.release()  # the starting model is done with; the next phase uses the new one
+        if steps and not any(step.get("trained", True) for step in steps):
+            # no step changed the weights (rft with no successful rollout): keep no copy, so
+            # that the next phases reuse the starting model and its evaluation
+            shutil.rmtree(partial, ignore_errors=True)
+            reason = "no training step changed the weights (no rollout succeeded)"
+            self.events.note(f"iteration {number}: {reason}; the executor stays as it was")
+            write_json(
+                target, {"skipped": reason, "checkpoint": None, "tasks": len(tasks), "steps": steps}
+            )
+            self.dir.rebuild(number)
+            return
         shutil.rmtree(checkpoint, ignore_errors=True)
         partial.rename(checkpoint)
         write_json(

@@ -89,6 +89,8 @@ class Scripted(ModelBackend):
 class CopySettings:
     fail: bool = False
     """Raise instead of saving (a trainer killed mid-way)."""
+    unchanged: bool = False
+    """Report that no step trained (rft when no rollout succeeds)."""
 
 
 class Copy(RLBackend):
@@ -108,7 +110,8 @@ class Copy(RLBackend):
             job.tasks, Agent(Scripted(job.model), job.agent), job.pool, 1, job.shaper, job.tools
         )
         job.on_samples(samples)
-        job.on_metrics({"step": 1, "reward": sum(s.reward for s in samples) / len(samples)})
+        reward = sum(s.reward for s in samples) / len(samples)
+        job.on_metrics({"step": 1, "reward": reward, "trained": not self.config.unchanged})
         job.out_dir.mkdir(parents=True)
         (job.out_dir / "partial-marker").write_text("")
         if self.config.fail:
@@ -249,6 +252,21 @@ def test_no_kept_task_skips_training_and_says_so(tmp_path):
     }
     assert any("no task to train on" in note for note in notes)
     assert not (tmp_path / "t/checkpoints").exists()
+
+
+def test_training_that_changes_nothing_keeps_no_checkpoint_and_no_second_evaluation(tmp_path):
+    phases, notes = [], []
+    events = Events(phase=lambda n, p: phases.append(p), note=notes.append)
+    run = Run.create(config(options={"unchanged": "true"}), tmp_path, events=events)
+    run.go()
+    assert phases == ["challenge", "eval-before", "train"]  # the same model: no eval-after
+    folder = tmp_path / "t/iterations/001"
+    assert (folder / "eval-after.json").read_text() == (folder / "eval-before.json").read_text()
+    trained = json.loads((folder / "train.json").read_text())
+    assert trained["checkpoint"] is None and trained["steps"][0]["trained"] is False
+    assert not any((tmp_path / "t/checkpoints").glob("*"))
+    assert any("no training step changed the weights" in note for note in notes)
+    assert run.model_for(2) == run.config.model
 
 
 def test_learnability_filter_drops_tasks_never_solved(tmp_path):
