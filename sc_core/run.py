@@ -584,6 +584,7 @@ def validate(config: RunConfig) -> None:
     from .train import get_backend, get_shaper
 
     api.toolset(config.tools)
+    api.strategy_class(config.strategy)
     get_backend(config.backend, config.options)
     get_shaper(config.shaper)
     for path in (config.tasks, config.eval_tasks):

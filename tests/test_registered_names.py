@@ -195,6 +195,14 @@ def test_cli_strategy_did_you_mean(run_sc, tmp_path):
     assert line.endswith("(did you mean 'explore'?)")
 
 
+def test_run_checks_the_strategy_before_making_the_run(run_sc, tmp_path):
+    result = run_sc(
+        "run", "--tools", "calculator", "--strategy", "seded", "--name", "typo", cwd=tmp_path
+    )
+    assert last_error(result).endswith("(did you mean 'seeded'?)")
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize(
     ("option", "typed", "close"),
     [("--shaper", "binery", "binary"), ("--backend", "rtf", "rft")],
