@@ -224,6 +224,10 @@ class Attempt:
     declined: str | None = None
     """Why the challenger wrote no task for this seed, kept as the rejection reason; None
     when it wrote one."""
+    environment: int | None = None
+    """The seed of the fresh state the task was written for, when it is not ``seed``: a task
+    names things (customers, orders, files) that exist in one environment only, so a strategy
+    that shows example tasks writes in their environment. None: ``seed``."""
 
     def __post_init__(self) -> None:
         if self.declined is None:
@@ -236,7 +240,9 @@ class Attempt:
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Attempt:
         messages = list(row.get("messages") or [])
-        return cls(int(row["seed"]), str(row["text"]), messages, row.get("declined"))
+        environment = row.get("environment")
+        environment = None if environment is None else int(environment)
+        return cls(int(row["seed"]), str(row["text"]), messages, row.get("declined"), environment)
 
 
 class Challenger(ABC):
@@ -305,7 +311,7 @@ def task_lines(
     for number, attempt in enumerate(attempts, 1):
         origin = {
             "toolset": toolset,
-            "seed": attempt.seed,
+            "seed": attempt.seed if attempt.environment is None else attempt.environment,
             "provenance": {"strategy": strategy, "model": model, "exploration": attempt.messages},
         }
         try:

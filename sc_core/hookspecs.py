@@ -50,17 +50,20 @@ def register_challengers(register):
       :class:`~sc_core.challenge.Attempt` per seed, in their order: ``Attempt(seed, text,
       messages)``, ``text`` a task in the tagged format (``render_cat(task)`` writes one;
       ``parse_cat`` reads it) and ``messages`` the conversation that led to it, or
-      ``Attempt(seed, declined=reason)`` for a seed it writes no task for. ``on_step(done)``,
+      ``Attempt(seed, declined=reason)`` for a seed it writes no task for;
+      ``environment=S`` when the task was written for the fresh state of seed ``S`` rather
+      than its own (as ``seeded`` writes in its examples' environment). ``on_step(done)``,
       when given, reports progress: how many of these seeds are finished so far. Raise
       :class:`sc_core.errors.ScError` for a challenge it cannot make at all.
 
     Only the tagged parts (instruction, verify, solution, failures) are read from ``text``:
-    sc assigns each task's ``toolset``, ``seed`` (the attempt's), ``id`` (from its content)
-    and ``provenance`` (``strategy``; ``model``, the writer's model id or None;
-    ``exploration``, the messages; ``raw``, the text). Every attempt goes through the CaT
-    filter: one declined or unparseable is rejected at ``parses`` with its reason
-    (``declined: ...``, ``unparseable task: ...``). sc saves each chunk of attempts before
-    asking for the next, so a killed challenge resumes without making them again.
+    sc assigns each task's ``toolset``, ``seed`` (the attempt's ``environment``, else its
+    ``seed``), ``id`` (from its content) and ``provenance`` (``strategy``; ``model``, the
+    writer's model id or None; ``exploration``, the messages; ``raw``, the text). Every
+    attempt goes through the CaT filter: one declined or unparseable is rejected at ``parses``
+    with its reason (``declined: ...``, ``unparseable task: ...``). sc saves each chunk of
+    attempts before asking for the next, so a killed challenge resumes without making them
+    again.
     """
 
 

@@ -9,9 +9,11 @@ as a user runs it with the real embedded model (the output's shape only: about a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import textwrap
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -306,8 +308,33 @@ def test_seeded_shows_the_toolsets_own_examples():
         assert signatures(calculator.create()) in prompt
         assert "Write a new task, different from the examples." in prompt
     assert [line.task.provenance["strategy"] for line in lines] == ["seeded"] * 3
-    assert [line.task.seed for line in lines] == [0, 1, 2]
+    assert [line.task.seed for line in lines] == [0, 0, 0]  # the examples' environment
     assert all(line.task.provenance["exploration"] == [] for line in lines)
+
+
+def test_seeded_writes_in_the_environment_of_the_examples_it_shows():
+    shop = load_toolset("shop")
+    shipped = shop.create().examples
+    other = [
+        dataclasses.replace(task, id=f"{task.id}-7", seed=7, instruction=f"{task.instruction}!")
+        for task in shipped
+    ]
+    backend = Scripted(writer(GOOD))
+    config = ChallengeConfig(examples=tuple(shipped + other), shots=2)
+    seeds = list(range(8))
+    lines = SeededChallenger(backend, config).candidates(shop, seeds)
+    environments = [line.task.seed for line in lines]
+    assert set(environments) == {7, 100}  # both environments drawn, each task in one
+    instance = shop.create()
+    for prompt, environment in zip(backend.prompts, environments, strict=True):
+        shown = [task for task in shipped + other if render_cat(task) in prompt]
+        assert {task.seed for task in shown} == {environment}
+        assert state_line(state_example(instance, environment)) in prompt
+    log = [
+        Attempt.from_dict(asdict(attempt))
+        for attempt in SeededChallenger(Scripted(writer(GOOD)), config).attempt(shop, seeds)
+    ]
+    assert [attempt.environment for attempt in log] == environments  # resume keeps it
 
 
 def test_seeded_uses_given_examples_instead():
@@ -382,7 +409,7 @@ def test_sc_challenge_command(tmp_path, monkeypatch):
     assert kept[0]["provenance"]["strategy"] == "seeded"
     assert [row["rejection"]["stage"] for row in rejected] == ["failures_fail", "parses"]
     assert rejected[1]["raw"] == written(GARBAGE)
-    assert (rejected[1]["seed"], rejected[1]["toolset"]) == (2, "calculator")
+    assert (rejected[1]["seed"], rejected[1]["toolset"]) == (0, "calculator")  # examples' seed
     assert rejected[1]["provenance"]["strategy"] == "seeded"  # an unparseable one says whose
 
 

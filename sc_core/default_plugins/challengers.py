@@ -70,7 +70,8 @@ class ExploreChallenger(Challenger):
 
 
 class SeededChallenger(Challenger):
-    """Show a few example tasks (``--examples`` or the toolset's own), then ask for a new one."""
+    """Show a few example tasks (``--examples`` or the toolset's own), then ask for a new one,
+    written in the examples' environment (see :func:`pick_shots`)."""
 
     name = "seeded"
 
@@ -98,11 +99,12 @@ class SeededChallenger(Challenger):
         try:
             tools = [t.spec() for t in instance.tools.values()]
             agent = Agent(self.model, AgentConfig(system_prompt=WRITER_PROMPT))
-            conversations = []
+            conversations, environments = [], []
             for seed in seeds:
-                shots = random.Random(seed).sample(examples, min(self.config.shots, len(examples)))
+                shots = pick_shots(examples, self.config.shots, random.Random(seed))
+                environments.append(shots[0].seed)
                 shown = "\n\n".join(render_cat(example) for example in shots)
-                writing = cat_prompt(instance, seed, self.config.guidance)
+                writing = cat_prompt(instance, shots[0].seed, self.config.guidance)
                 request = (
                     f"Example tasks for these tools:\n\n{shown}\n\n{writing}\n\n"
                     "Write a new task, different from the examples."
@@ -118,7 +120,22 @@ class SeededChallenger(Challenger):
                 on_step(len(seeds))
         finally:
             instance.close()
-        return [Attempt(seed, text) for seed, text in zip(seeds, texts, strict=True)]
+        return [
+            Attempt(seed, text, environment=environment)
+            for seed, text, environment in zip(seeds, texts, environments, strict=True)
+        ]
+
+
+def pick_shots(examples: list[CodeAsTask], shots: int, rng: random.Random) -> list[CodeAsTask]:
+    """Up to ``shots`` examples from one environment (examples that share a seed), the
+    environment drawn with ``rng``. The new task is written in that environment: small models
+    copy the examples' customers, emails and ids, which exist only there (1.5B seeded on shop
+    wrote 20 of 31 tasks about the examples' customers into other environments)."""
+    by_environment: dict[int, list[CodeAsTask]] = {}
+    for example in examples:
+        by_environment.setdefault(example.seed, []).append(example)
+    group = by_environment[rng.choice(sorted(by_environment))]
+    return rng.sample(group, min(shots, len(group)))
 
 
 @hookimpl
