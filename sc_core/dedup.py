@@ -40,6 +40,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import syntax
 from .model_sources import package_dir
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ def embed(texts: Sequence[str]) -> list[list[float]] | None:
 
 def _code_key(task: CodeAsTask) -> str:
     try:
-        return ast.dump(ast.parse(task.verify)) + ast.dump(ast.parse(task.solution))
+        return ast.dump(syntax.parse(task.verify)) + ast.dump(syntax.parse(task.solution))
     except (RecursionError, MemoryError):  # code too deep for ast.dump: compare the text
         return f"{task.verify}\0{task.solution}"
 

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import syntax
 from .dedup import embed as embed_instructions
 from .task import CodeAsTask
 
@@ -34,7 +35,7 @@ def tool_sequence(solution: str) -> tuple[str, ...]:
     """The tool calls ``solve(tools)`` makes in its source, in the order they are written (a
     loop's calls once)."""
     try:
-        tree = ast.parse(solution)
+        tree = syntax.parse(solution)
     except (SyntaxError, RecursionError, MemoryError):
         return ()
     solve = next(

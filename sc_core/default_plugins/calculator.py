@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import math
 
-from sc_core import hookimpl
+from sc_core import hookimpl, syntax
 from sc_core.default_plugins import seed_examples
 from sc_core.tools import Tool, ToolError, Toolset
 
@@ -129,7 +129,7 @@ def evaluate(expression: str) -> float:
     if len(expression) > MAX_EXPRESSION:
         raise ToolError(f"expression longer than {MAX_EXPRESSION} characters")
     try:
-        tree = ast.parse(expression, mode="eval")
+        tree = syntax.parse(expression, mode="eval")
     except SyntaxError as error:
         raise ToolError(f"invalid expression: {error.msg}") from error
     return _evaluate(tree.body)

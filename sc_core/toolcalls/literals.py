@@ -12,6 +12,8 @@ import ast
 import json
 from typing import Any
 
+from .. import syntax
+
 _MAX_LITERAL_CHARS = 100_000  # longest text handed to ast (python-literal repair, pythonic calls)
 _MAX_LITERAL_DEPTH = 64  # deepest nesting of a Python literal
 
@@ -63,7 +65,7 @@ def _python_literal(text: str) -> Any:
     if len(text) > _MAX_LITERAL_CHARS:
         return _FAILED
     try:
-        return _literal(ast.parse(text, mode="eval").body)
+        return _literal(syntax.parse(text, mode="eval").body)
     except Exception:  # SyntaxError, ValueError (null bytes), MemoryError, RecursionError, ...
         return _FAILED
 

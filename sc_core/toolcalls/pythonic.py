@@ -18,6 +18,7 @@ import ast
 import re
 from typing import Any
 
+from .. import syntax
 from .answer import _answer_span
 from .base import ToolCallFormat
 from .calls import MAX_CALLS_PER_TURN, ToolCall
@@ -70,7 +71,7 @@ class PythonicFormat(ToolCallFormat):
         if len(candidate) > _MAX_LITERAL_CHARS:
             return [], ("tool call too long" if attempt else None)
         try:
-            node = ast.parse(candidate.strip(), mode="eval").body
+            node = syntax.parse(candidate.strip(), mode="eval").body
         except Exception as error:  # SyntaxError, ValueError, MemoryError, RecursionError
             if not attempt:
                 return [], None
