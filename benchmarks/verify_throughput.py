@@ -8,7 +8,8 @@ the determinism check, then the verifier on every derived wrong answer in one jo
 measures, in one run:
 
 - ``sc verify`` end to end (the real CLI, start-up included), with the default bwrap sandbox;
-- the filter alone (run_filter with a warm pool), bwrap and subprocess sandboxes;
+- the filter alone (run_filter with a warm pool), bwrap and subprocess sandboxes, and each
+  sandbox named by ``--also`` (``--also docker``: a container per worker, needs an engine);
 - the naive rate: one fresh ``python -c PROGRAM`` process per program, sequentially and with one
   process per core, and one fresh bwrap sandbox per program.
 
@@ -115,6 +116,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--naive-samples", type=int, default=60)
+    parser.add_argument(
+        "--also", action="append", default=[], metavar="SANDBOX", help="e.g. docker"
+    )
     args = parser.parse_args()
     tasks = make_tasks(args.tasks)
     programs = sum(programs_per_task(task) for task in tasks)
@@ -132,6 +136,7 @@ def main() -> None:
 
     bwrap_tasks, bwrap_programs, kept = filter_rate(tasks, "bwrap")
     sub_tasks, sub_programs, _ = filter_rate(tasks, "subprocess")
+    also = {name: filter_rate(tasks, name) for name in args.also}
 
     sample = tasks[: args.naive_samples]
     plain = [[sys.executable, "-c", naive_program(task)] for task in sample]
@@ -147,6 +152,8 @@ def main() -> None:
     show("sc verify CLI, bwrap (start-up included)", rate(len(tasks), cli_seconds), cli_programs)
     show("filter, warm bwrap pool", bwrap_tasks, bwrap_programs)
     show("filter, warm subprocess pool", sub_tasks, sub_programs)
+    for name, (also_tasks, also_programs, _) in also.items():
+        show(f"filter, warm {name} pool", also_tasks, also_programs)
     show("naive: fresh python per program, 1 at a time", None, naive_seq)
     show(f"naive: fresh python per program, {WORKERS} at a time", None, naive_par)
     show(f"naive: fresh bwrap + python -I -S per program, {WORKERS} at a time", None, naive_bwrap)
@@ -155,6 +162,8 @@ def main() -> None:
     print(f"ratio bwrap pool / naive ({WORKERS} at a time): {ratio:.1f}x (target >= 3x: {verdict})")
     print(f"ratio sc verify CLI / naive ({WORKERS} at a time): {cli_programs / naive_par:.1f}x")
     print(f"ratio bwrap pool / fresh bwrap per program: {bwrap_programs / naive_bwrap:.1f}x")
+    for name, (_, also_programs, _) in also.items():
+        print(f"ratio {name} pool / bwrap pool: {also_programs / bwrap_programs:.2f}x")
 
 
 def show(label: str, tasks_per_s: float | None, programs_per_s: float) -> None:

@@ -1,11 +1,13 @@
 """Hostile programs: each one is rejected or contained, the host is unharmed, and the service
 goes on.
 
-Every case runs through ``Worker.run`` against the default sandbox (bwrap); the process, signal,
-limit and protocol cases run against the weaker ``subprocess`` sandbox too. Each test asserts on
-the outcome, on the host (canary files, a loopback server, a victim process, the environment)
-and then that the same worker still runs an honest program correctly. Time bounds are generous
-hang detectors, not speed checks.
+Every case runs through ``Worker.run`` against the sandboxes with a file system of their own
+(bwrap, and docker where an engine answers); the process, signal, limit and protocol cases run
+against the weaker ``subprocess`` sandbox too. Without an engine the docker cases are skipped,
+except where ``SC_REQUIRE_DOCKER=1`` (CI, which starts one) makes that a failure. Each test
+asserts on the outcome, on the host (canary files, a loopback server, a victim process, the
+environment) and then that the same worker still runs an honest program correctly. Time
+bounds are generous hang detectors, not speed checks.
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ from pathlib import Path
 
 import pytest
 
-from sc_core.sandbox import HOST_GRACE_S, Limits, Outcome, SandboxPool, Worker, get_sandbox
+from sc_core.errors import ScError
+from sc_core.sandbox import (
+    HOST_GRACE_S,
+    Limits,
+    Outcome,
+    Sandbox,
+    SandboxPool,
+    Worker,
+    get_sandbox,
+)
 from sc_core.task import parse_line
 from sc_core.tools import Tool, Toolset, load_toolset
 from sc_core.verify import run_filter
@@ -37,6 +48,18 @@ HONEST = (
     "def solve(tools):\n    print('fine')\n    return tools.add(a=tools.multiply(a=2, b=3), b=1)\n"
 )
 X86_64 = platform.machine() == "x86_64"
+ISOLATED = ["bwrap", "docker"]  # a file system of their own, /tmp included
+EVERY = [*ISOLATED, "subprocess"]
+
+
+def sandbox_named(name: str) -> Sandbox:
+    """``get_sandbox(name)``; docker without an engine is a skip, or a failure in CI."""
+    try:
+        return get_sandbox(name)
+    except ScError as error:
+        if name != "docker" or os.environ.get("SC_REQUIRE_DOCKER") == "1":
+            raise
+        pytest.skip(str(error))
 
 
 def code(source: str) -> str:
@@ -76,23 +99,23 @@ def seen_by_program(outcome: Outcome) -> str:
     return json.dumps(outcome.value) + (outcome.error or "") + outcome.output
 
 
-@pytest.fixture(scope="module")
-def bwrap():
-    worker = Worker(get_sandbox("bwrap"), LIMITS)
+@pytest.fixture(scope="module", params=ISOLATED)
+def isolated(request):
+    worker = Worker(sandbox_named(request.param), LIMITS)
     yield worker
     worker.close()
 
 
-@pytest.fixture(scope="module", params=["bwrap", "subprocess"])
+@pytest.fixture(scope="module", params=EVERY)
 def any_sandbox(request):
-    worker = Worker(get_sandbox(request.param), LIMITS)
+    worker = Worker(sandbox_named(request.param), LIMITS)
     yield worker
     worker.close()
 
 
-@pytest.fixture(scope="module", params=["bwrap", "subprocess"])
+@pytest.fixture(scope="module", params=EVERY)
 def quick(request):
-    worker = Worker(get_sandbox(request.param), QUICK)
+    worker = Worker(sandbox_named(request.param), QUICK)
     yield worker
     worker.close()
 
@@ -203,7 +226,7 @@ def test_no_network_to_the_hosts_loopback(any_sandbox, listener):
     assert outcome.ok, outcome.error
     raw, failures = outcome.value
     assert raw == [[-1, 1]] * 6  # socket() is refused, whatever the family
-    if any_sandbox.sandbox.name == "bwrap":
+    if any_sandbox.sandbox.name != "subprocess":
         assert len(failures) == 7
     assert all(name in ("PermissionError", "URLError", "gaierror") for name in failures)
     assert connections(listener) == 0
@@ -213,12 +236,12 @@ def test_no_network_to_the_hosts_loopback(any_sandbox, listener):
 # -- the host's files -------------------------------------------------------------------------
 
 
-def test_no_writes_outside_the_sandbox(bwrap, canaries):
+def test_no_writes_outside_the_sandbox(isolated, canaries):
     files, news = canaries
     # only canaries: were the sandbox broken, nothing real would be damaged
     targets = [str(path) for path in [*files.values(), *news.values()]]
     outcome = run(
-        bwrap,
+        isolated,
         """
         import os
 
@@ -255,13 +278,13 @@ def test_no_writes_outside_the_sandbox(bwrap, canaries):
             assert result in ("FileNotFoundError", "OSError", "PermissionError"), (name, result)
     assert any(result != "DONE" for result in outcome.value.values())
     assert_canaries_intact(canaries)
-    assert_still_serving(bwrap)
+    assert_still_serving(isolated)
 
 
-def test_the_users_home_and_the_hosts_tmp_cannot_be_read(bwrap, canaries):
+def test_the_users_home_and_the_hosts_tmp_cannot_be_read(isolated, canaries):
     files, _ = canaries
     outcome = run(
-        bwrap,
+        isolated,
         """
         import os
 
@@ -293,12 +316,12 @@ def test_the_users_home_and_the_hosts_tmp_cannot_be_read(bwrap, canaries):
     assert outcome.value[str(ROOT)] == "FileNotFoundError"
     assert "passwd" not in outcome.value["/etc"] and "shadow" not in outcome.value["/etc"]
     assert_canaries_intact(canaries)
-    assert_still_serving(bwrap)
+    assert_still_serving(isolated)
 
 
-def test_the_sandbox_filesystem_outside_tmp_is_read_only(bwrap):
+def test_the_sandbox_filesystem_outside_tmp_is_read_only(isolated):
     outcome = run(
-        bwrap,
+        isolated,
         """
         import os
 
@@ -317,12 +340,12 @@ def test_the_sandbox_filesystem_outside_tmp_is_read_only(bwrap):
     )
     assert outcome.ok, outcome.error
     assert "WRITTEN" not in outcome.value.values(), outcome.value
-    assert_still_serving(bwrap)
+    assert_still_serving(isolated)
 
 
-def test_filling_tmp_stops_at_its_size_and_leaves_nothing(bwrap):
+def test_filling_tmp_stops_at_its_size_and_leaves_nothing(isolated):
     outcome = run(
-        bwrap,
+        isolated,
         """
         import os
 
@@ -343,10 +366,10 @@ def test_filling_tmp_stops_at_its_size_and_leaves_nothing(bwrap):
     count, errno = outcome.value
     assert errno == 28 and count * 60000 <= 64 * 1024 * 1024  # ENOSPC at the tmpfs size
     look = run(
-        bwrap, "import os\ndef verify(s, a):\n    return sorted(os.listdir('/tmp'))", "verify"
+        isolated, "import os\ndef verify(s, a):\n    return sorted(os.listdir('/tmp'))", "verify"
     )
     assert look.value == ["job", "output"]
-    assert_still_serving(bwrap)
+    assert_still_serving(isolated)
 
 
 def test_sysctls_cannot_be_opened_for_writing(any_sandbox):
@@ -383,11 +406,12 @@ def test_sysctls_cannot_be_opened_for_writing(any_sandbox):
 # -- secrets in the environment ---------------------------------------------------------------
 
 
-def test_api_keys_in_the_hosts_environment_are_not_visible(monkeypatch):
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_api_keys_in_the_hosts_environment_are_not_visible(monkeypatch, sandbox):
     secret = f"secret-canary-{uuid.uuid4().hex}"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
-    worker = Worker(get_sandbox("bwrap"), LIMITS)  # started with the secret in os.environ
+    worker = Worker(sandbox_named(sandbox), LIMITS)  # started with the secret in os.environ
     try:
         outcome = run(
             worker,
@@ -411,7 +435,12 @@ def test_api_keys_in_the_hosts_environment_are_not_visible(monkeypatch):
         assert secret not in seen_by_program(outcome)
         assert "OPENAI_API_KEY" not in seen_by_program(outcome)
         assert outcome.value["getenv"] is None
-        assert set(outcome.value["environ"]) <= {"PATH", "LANG", "PWD"}
+        environ, allowed = outcome.value["environ"], {"PATH", "LANG", "PWD"}
+        if sandbox == "docker":  # the engine sets these two always: its own, not the host's
+            allowed |= {"HOSTNAME", "HOME"}
+            assert environ.get("HOSTNAME", "sandbox") == "sandbox", environ
+            assert environ.get("HOME", "/") == "/", environ
+        assert set(environ) <= allowed
         assert_still_serving(worker)
     finally:
         worker.close()
@@ -715,7 +744,7 @@ def test_an_output_flood_that_ignores_errors_is_stopped(quick):
 
 @pytest.mark.parametrize("where", ["huge", "/tmp/huge"])
 def test_a_huge_file_stops_at_the_file_size_limit(any_sandbox, where):
-    if where.startswith("/tmp") and any_sandbox.sandbox.name != "bwrap":
+    if where.startswith("/tmp") and any_sandbox.sandbox.name == "subprocess":
         pytest.skip("the subprocess sandbox's /tmp is the host's")
     outcome = run(
         any_sandbox,
@@ -944,7 +973,7 @@ def test_forged_tool_call_frames_get_errors_from_the_host(any_sandbox):
     assert_still_serving(any_sandbox)
 
 
-@pytest.mark.parametrize("sandbox", ["bwrap", "subprocess"])
+@pytest.mark.parametrize("sandbox", EVERY)
 def test_a_job_that_floods_calls_without_reading_replies_cannot_hang_the_host(sandbox):
     """Big replies the job never reads, while it keeps sending: both pipes fill up."""
 
@@ -952,7 +981,7 @@ def test_a_job_that_floods_calls_without_reading_replies_cannot_hang_the_host(sa
         """A big answer."""
         return "x" * 300_000
 
-    worker = Worker(get_sandbox(sandbox), Limits(wall_s=1, cpu_s=1))
+    worker = Worker(sandbox_named(sandbox), Limits(wall_s=1, cpu_s=1))
     try:
         outcome = run(
             worker,
@@ -1104,12 +1133,18 @@ def test_the_worker_process_is_out_of_reach(any_sandbox):
     assert_still_serving(any_sandbox)
 
 
-def test_a_job_that_breaks_the_workers_folder_gets_a_fresh_worker(bwrap):
-    process = bwrap._process
-    outcome = run(bwrap, "import os\ndef verify(s, a):\n    os.chmod('/tmp', 0)", "verify")
-    assert not outcome.ok and outcome.error.startswith("the sandbox worker died")
-    assert_still_serving(bwrap)
-    assert bwrap._process is not process
+def test_a_job_that_breaks_the_workers_folder_gets_a_fresh_worker(isolated):
+    process = isolated._process
+    outcome = run(isolated, "import os\ndef verify(s, a):\n    os.chmod('/tmp', 0)", "verify")
+    assert not outcome.ok
+    if isolated.sandbox.name == "docker":  # /tmp is root's tmpfs there: nobody cannot break it
+        assert outcome.error.startswith("PermissionError: [Errno 1]"), outcome.error
+        assert_still_serving(isolated)
+        assert isolated._process is process
+        return
+    assert outcome.error.startswith("the sandbox worker died")
+    assert_still_serving(isolated)
+    assert isolated._process is not process
 
 
 def test_links_left_in_the_job_folder_do_not_lead_the_cleanup_astray(any_sandbox, tmp_path):
@@ -1153,16 +1188,16 @@ def test_links_left_in_the_job_folder_do_not_lead_the_cleanup_astray(any_sandbox
         "os.mkdir('/tmp/output')",
     ],
 )
-def test_an_output_file_swapped_for_something_else_is_ignored(bwrap, swap):
-    """bwrap only: in the subprocess sandbox the job cannot touch its output file."""
+def test_an_output_file_swapped_for_something_else_is_ignored(isolated, swap):
+    """Not the subprocess sandbox: the job cannot touch its output file."""
     outcome = run(
-        bwrap,
+        isolated,
         f"import os\ndef verify(s, a):\n    print('x')\n    os.unlink('/tmp/output')\n"
         f"    {swap}\n    return 'swapped'",
         "verify",
     )
     assert outcome == Outcome(True, value="swapped", output="")
-    assert_still_serving(bwrap)
+    assert_still_serving(isolated)
 
 
 # -- exits ------------------------------------------------------------------------------------
@@ -1220,7 +1255,10 @@ def task(task_id: str, solution: str, verify: str = VERIFY_FIVE, failures=FAILUR
 HONEST_SOLUTION = "def solve(tools):\n    return tools.add(a=2, b=3)"
 
 
-def test_hostile_tasks_are_rejected_by_the_filter_and_the_run_completes(canaries, listener):
+@pytest.mark.parametrize("sandbox", ISOLATED)
+def test_hostile_tasks_are_rejected_by_the_filter_and_the_run_completes(
+    canaries, listener, sandbox
+):
     port = listener.getsockname()[1]
     lines = [
         task("honest", HONEST_SOLUTION),
@@ -1284,7 +1322,7 @@ def test_hostile_tasks_are_rejected_by_the_filter_and_the_run_completes(canaries
     ]
     items = [parse_line(number, line) for number, line in enumerate(lines, 1)]
     done = []
-    with SandboxPool(get_sandbox("bwrap"), Limits(wall_s=8, cpu_s=2), size=2) as pool:
+    with SandboxPool(sandbox_named(sandbox), Limits(wall_s=8, cpu_s=2), size=2) as pool:
         report = run_filter(items, pool, on_done=done.append)
     verdicts = {verdict.id: verdict for verdict in report.verdicts}
     assert len(done) == len(lines) == len(report.verdicts)

@@ -231,13 +231,15 @@ class DockerWorker(WorkerProcess):
         if self._killed:
             return
         self._killed = True
-        with suppress(Exception):
-            self.container.remove(force=True)
+        # Connection first: an engine blocked writing output nobody reads (a job that floods
+        # and never reads its replies) holds the container's removal until the API timeout.
         with suppress(Exception):
             self._socket.shutdown(socket.SHUT_RDWR)  # ends recv and sendall in the threads
         for stream in (self.stdout, self.stdin):  # and a thread blocked on a full pipe
             with suppress(OSError):
                 stream.close()
+        with suppress(Exception):
+            self.container.remove(force=True)
         for thread in self._threads:
             thread.join(timeout=5)
         for closeable in (self._attached, self._socket):
@@ -307,7 +309,8 @@ class DockerSandbox(Sandbox):
         except Exception as error:
             raise ScError(
                 f"docker image {image!r} is not present and could not be pulled "
-                f"({_one_line(error)}); pull it, or set SC_DOCKER_IMAGE to an image with python"
+                f"({_one_line(error)}); pull it, set SC_DOCKER_IMAGE to an image with python, "
+                "or build one from this Python: python -m sc_docker.image"
             ) from error
 
     def start(self) -> DockerWorker:

@@ -28,7 +28,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "engine: needs a running Docker engine (and pulls SC_DOCKER_IMAGE); skipped where none "
-        "answers",
+        "answers, failed instead under SC_REQUIRE_DOCKER=1 (CI)",
     )
 
 

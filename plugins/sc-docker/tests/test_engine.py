@@ -1,7 +1,9 @@
 """End to end against a real Docker engine: jobs through sc's Worker, in real containers.
 
-Skipped, with the reason, where no engine answers (``DOCKER_HOST`` or the default socket). The
-first run pulls ``SC_DOCKER_IMAGE`` (default python:3.12-slim) if the engine lacks it.
+Skipped, with the reason, where no engine answers (``DOCKER_HOST`` or the default socket), except
+where ``SC_REQUIRE_DOCKER=1`` (CI, which starts an engine) makes that a failure. The first run
+pulls ``SC_DOCKER_IMAGE`` (default python:3.12-slim) if the engine lacks it; CI builds its image
+with ``python -m sc_docker.image`` instead, as no registry answers there.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
-from sc_docker import DockerSandbox
+from sc_docker import DockerSandbox, DockerSettings
+from sc_docker.image import build_image
 from sc_docker.sandbox import LABEL
 
 from sc_core.default_plugins.calculator import make_toolset
@@ -27,6 +31,8 @@ pytestmark = pytest.mark.engine
 @pytest.fixture(scope="module")
 def sandbox() -> DockerSandbox:
     reason = DockerSandbox.unavailable()
+    if reason and os.environ.get("SC_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"SC_REQUIRE_DOCKER=1, but {reason}")
     if reason:
         pytest.skip(f"docker sandbox end-to-end tests: {reason}")
     return DockerSandbox()
@@ -176,3 +182,23 @@ def test_a_killed_host_leaves_no_container(sandbox):
     container_id = result.stdout.strip()
     assert container_id, result.stderr
     assert wait_gone(sandbox, container_id), f"container {container_id} outlived its host"
+
+
+def test_the_local_image_is_built_without_a_registry_and_runs_jobs(sandbox):
+    tag = f"sc-sandbox:test-{uuid.uuid4().hex[:8]}"
+    image_id = build_image(sandbox.client, tag)
+    try:
+        image = sandbox.client.images.get(tag)
+        assert image.id == image_id and not image.attrs["Parent"]  # imported, from nothing
+        built = DockerSandbox(sandbox.client, DockerSettings(image=tag))
+        worker = Worker(built, Limits(wall_s=20))
+        try:
+            assert (
+                tuple(run(worker, "import sys\nreturn sys.version_info[:3]"))
+                == sys.version_info[:3]
+            )
+            assert run(worker, "import os\nreturn os.path.exists('/etc/passwd')") is False
+        finally:
+            worker.close()
+    finally:
+        sandbox.client.images.remove(tag, force=True)

@@ -151,6 +151,8 @@ def test_an_image_that_cannot_be_pulled_is_a_one_line_error(fake_client):
     client = fake_client(present=False, pullable=False)
     with pytest.raises(ScError, match=r"'python:3.12-slim' is not present and could not be pulled"):
         DockerSandbox(client=client, settings=SETTINGS)
+    with pytest.raises(ScError, match=r"build one from this Python: python -m sc_docker.image$"):
+        DockerSandbox(client=client, settings=SETTINGS)
 
 
 def test_the_cat_filter_keeps_the_same_tasks_as_the_subprocess_sandbox(fake_client):
