@@ -15,6 +15,12 @@ measures, in one run:
 
 Target: the filter with full isolation (bwrap) at least 3x the naive per-process rate at the
 same parallelism.
+
+    .venv/bin/python benchmarks/verify_throughput.py --ray [ADDRESS] [--tasks 300]
+
+measures instead, in one run on the same tasks: the filter on a warm local bwrap pool, then
+on a Ray cluster (``--ray`` alone: a local one started for it, as ``sc verify --ray`` does;
+its start-up is timed apart), each node with one bwrap worker per CPU Ray counts there.
 """
 
 from __future__ import annotations
@@ -112,6 +118,39 @@ def filter_rate(tasks: list[dict], sandbox_name: str) -> tuple[float, float, int
     return rate(len(tasks), seconds), rate(programs, seconds), len(report.kept)
 
 
+def ray_comparison(tasks: list[dict], address: str) -> None:
+    """Local pool against a Ray cluster, same tasks, same verdicts."""
+    from sc_core.cluster import RayPool
+
+    items = [parse_line(n, json.dumps(task)) for n, task in enumerate(tasks, 1)]
+    tools = load_toolset("calculator")
+    programs = sum(programs_per_task(task) for task in tasks)
+    local_tasks, local_programs, kept = filter_rate(tasks, "bwrap")
+    start = time.perf_counter()
+    with RayPool("bwrap", Limits(), WORKERS, address) as pool:
+        started = time.perf_counter() - start
+        nodes, workers = len(pool.nodes), sum(node.slots // 2 for node in pool.nodes)
+        run_filter(items[:WORKERS], pool, tools)  # each node opens its job and warms a worker
+        report = None
+
+        def run() -> None:
+            nonlocal report
+            report = run_filter(items, pool, tools)
+
+        seconds = timed(run)
+    assert len(report.kept) == kept, (len(report.kept), kept)
+    again_tasks, again_programs, _ = filter_rate(tasks, "bwrap")  # the load may have changed
+    print(f"tasks: {len(tasks)} ({programs} sandboxed programs), cores here: {WORKERS}")
+    print(f"Ray cluster {address}: {nodes} node(s), {workers} sandbox workers")
+    print(f"Ray start-up and actors (not in the rates): {started:.1f}s")
+    ray_tasks, ray_programs = rate(len(tasks), seconds), rate(programs, seconds)
+    show(f"filter, warm local bwrap pool ({WORKERS} workers)", local_tasks, local_programs)
+    show("filter, Ray cluster (bwrap on each node)", ray_tasks, ray_programs)
+    show("filter, warm local bwrap pool, again after Ray", again_tasks, again_programs)
+    local = (local_programs + again_programs) / 2
+    print(f"ratio Ray / local pool (mean of its two runs): {ray_programs / local:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=300)
@@ -119,8 +158,15 @@ def main() -> None:
     parser.add_argument(
         "--also", action="append", default=[], metavar="SANDBOX", help="e.g. docker"
     )
+    parser.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="Compare the local pool with a Ray cluster (alone: one started here) instead.",
+    )  # fmt: skip
     args = parser.parse_args()
     tasks = make_tasks(args.tasks)
+    if args.ray:
+        ray_comparison(tasks, args.ray)
+        return
     programs = sum(programs_per_task(task) for task in tasks)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,11 +38,24 @@ def toolset(tools: Tools) -> ToolsetSpec:
 
 
 def open_pool(
-    sandbox: str | None = None, workers: int | None = None, wall_s: float = Limits.wall_s
+    sandbox: str | None = None,
+    workers: int | None = None,
+    wall_s: float = Limits.wall_s,
+    ray: str | None = None,
 ) -> SandboxPool:
-    """A pool of warm sandbox workers; use it as a context manager."""
+    """A pool of warm sandbox workers; use it as a context manager. ``ray``, a Ray cluster's
+    address (``"local"``: start one here for the pool's lifetime), spreads the work of the
+    filter and of scoring over that cluster's nodes instead."""
     size = max(1, workers or os.cpu_count() or 1)
-    return SandboxPool(get_sandbox(sandbox), Limits(wall_s=wall_s), size)
+    if not ray:
+        return SandboxPool(get_sandbox(sandbox), Limits(wall_s=wall_s), size)
+    try:
+        from .cluster import RayPool
+    except ImportError as error:
+        if (error.name or "").partition(".")[0] != "ray":
+            raise
+        raise ScError("--ray needs Ray, which is not installed: pip install ray") from error
+    return RayPool(sandbox, Limits(wall_s=wall_s), size, ray)
 
 
 @contextmanager
@@ -256,7 +269,7 @@ def train(
     with _pool(pool) as opened, _sampler(rollout_model, sampler_spec) as sampler:
         job = TrainJob(
             tasks=tasks,
-            model=path,  # training runs in transformers: the path only
+            model=lookup("register_models", "model backend", serving).weights_of(path),
             rollout_model=sampler,
             release_rollout_model=release_rollout_model or _closer(sampler),
             out_dir=Path(out),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
 
-from . import api, diversity
+from . import api, distributed, diversity
 from .agent import AgentConfig
 from .challenge import ChallengeConfig
 from .errors import ScError
@@ -206,6 +207,18 @@ def sandbox_options(command):
     )(command)  # fmt: skip
 
 
+def ray_option(command: Callable) -> Callable:
+    """--ray [ADDRESS]: spread the sandbox work over a Ray cluster. Ray is imported only when
+    it is given, so sc without Ray installed is unchanged."""
+    return click.option(
+        "--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+        metavar="[ADDRESS]",
+        help="Run the filter's checks and the verifiers on a Ray cluster: at ADDRESS (HOST:PORT "
+        "of its head, or auto), or, with --ray alone, on one started here for the command "
+        "and stopped after it. Each node runs as many sandbox workers as it has CPUs.",
+    )(command)  # fmt: skip
+
+
 def episode_options(
     max_turns: int,
     max_new_tokens: int,
@@ -244,9 +257,11 @@ def answer_option(command: Callable) -> Callable:
     )(command)
 
 
-def open_pool(sandbox_name: str | None, workers: int, timeout: float) -> SandboxPool:
+def open_pool(
+    sandbox_name: str | None, workers: int, timeout: float, ray_address: str | None = None
+) -> SandboxPool:
     warn_if_weaker(sandbox_name)
-    return api.open_pool(sandbox_name, workers, timeout)
+    return api.open_pool(sandbox_name, workers, timeout, ray_address)
 
 
 def warn_if_weaker(sandbox_name: str | None) -> None:
@@ -279,13 +294,16 @@ def load_task_file(path: str) -> list[CodeAsTask]:
     help="Write rejected lines, with reasons, here.",
 )
 @sandbox_options
+@ray_option
 def verify(
-    tasks, tools_spec, as_json, kept_path, rejected_path, sandbox_name, workers, timeout
-) -> None:
+    tasks, tools_spec, as_json, kept_path, rejected_path, sandbox_name, workers, timeout,
+    ray_address,
+) -> None:  # fmt: skip
     """Run the CaT filter on TASKS (JSONL) and report what survives each stage."""
     items = list(read_tasks(tasks))
     tools = load_toolset(tools_spec) if tools_spec else None
-    with open_pool(sandbox_name, workers, timeout) as pool, progress_for(console) as progress:
+    pool = open_pool(sandbox_name, workers, timeout, ray_address)
+    with pool, progress_for(console) as progress:
         progress.start("verify", len(items), "tasks")
         kept = 0
 
@@ -376,10 +394,11 @@ def models(as_json: bool) -> None:
     help="Tokens for each task the challenger writes.",
 )  # fmt: skip
 @sandbox_options
+@ray_option
 def challenge(
     tools_spec, attempts, model, challenger_model, strategy, examples, out, seed, constrained,
     chunk, resume, as_json, max_turns, max_new_tokens, max_total_tokens, task_tokens,
-    sandbox_name, workers, timeout,
+    sandbox_name, workers, timeout, ray_address,
 ) -> None:  # fmt: skip
     """Let the model explore a toolset and write Code-as-Tasks; keep those the filter passes.
 
@@ -403,7 +422,8 @@ def challenge(
             f"{saved} holds the attempts of a challenge that did not finish: pass --resume to "
             "go on with them, or remove it"
         )
-    with open_pool(sandbox_name, workers, timeout) as pool, progress_for(console) as progress:
+    pool = open_pool(sandbox_name, workers, timeout, ray_address)
+    with pool, progress_for(console) as progress:
         progress.start(f"challenge ({strategy})", attempts, "attempts")
 
         def on_verified(_: Verdict) -> None:
@@ -457,9 +477,10 @@ def challenge(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print {pass_at_1, pass_at_k, k, tasks}.")
 @sandbox_options
+@ray_option
 def eval_command(
     tasks_path, tools_spec, model, k, limit, max_turns, max_new_tokens, max_total_tokens,
-    answer_protocol, temperature, out, as_json, sandbox_name, workers, timeout,
+    answer_protocol, temperature, out, as_json, sandbox_name, workers, timeout, ray_address,
 ) -> None:  # fmt: skip
     """Solve each task k times in multi-turn tool-use episodes; report pass@1 and pass@k."""
     if limit is not None and limit < 1:
@@ -473,7 +494,8 @@ def eval_command(
         answer_protocol=answer_protocol,
     )
     out_dir = Path(out or f"runs/eval-{time.strftime('%Y%m%d-%H%M%S')}")
-    with open_pool(sandbox_name, workers, timeout) as pool, progress_for(console) as progress:
+    pool = open_pool(sandbox_name, workers, timeout, ray_address)
+    with pool, progress_for(console) as progress:
         progress.start("eval", len(tasks) * k, "episodes")
         report = api.evaluate(
             tasks, tools_spec, model, k=k, agent=agent, pool=pool, on_step=progress.update
@@ -490,6 +512,30 @@ def eval_command(
     stdout.print(table)
     stdout.print(f"pass@1 {result['pass_at_1']:.3f}   pass@{k} {result['pass_at_k']:.3f}")
     stdout.print(f"trajectories: {out_dir / 'trajectories.jsonl'}", soft_wrap=True)
+
+
+def launcher_options(command):
+    """--processes and --accelerate-config: training in several processes."""
+    command = click.option(
+        "--accelerate-config",
+        type=click.Path(dir_okay=False),
+        help="An accelerate config file (e.g. DeepSpeed ZeRO-2) for the training processes.",
+    )(command)
+    return click.option(
+        "--processes",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Training processes (one per GPU; gloo on CPU), started by accelerate launch.",
+    )(command)
+
+
+def relaunch(processes: int, config_file: str | None) -> None:
+    """Run this same command line again under ``accelerate launch`` and exit with its status;
+    the launched processes see ``SC_LAUNCHED`` and train instead of launching again."""
+    line = distributed.launch_command(sys.argv[1:], processes, config_file)
+    env = os.environ | {distributed.LAUNCHED: "1"}
+    raise click.exceptions.Exit(subprocess.run(line, env=env).returncode)
 
 
 def backend_options(command):
@@ -528,11 +574,19 @@ def backend_options(command):
 @answer_option
 @backend_options
 @sandbox_options
+@launcher_options
+@click.option(
+    "--trajectories", type=click.Path(dir_okay=False),
+    help="Also write every scored training rollout to this JSONL file.",
+)  # fmt: skip
 def train(
     tasks_path, tools_spec, model, out, teacher, max_turns, max_new_tokens, max_total_tokens,
-    answer_protocol, backend, options, shaper, sandbox_name, workers, timeout,
+    answer_protocol, backend, options, shaper, sandbox_name, workers, timeout, processes,
+    accelerate_config, trajectories,
 ) -> None:  # fmt: skip
     """Train the executor on the Code-as-Tasks in TASKS and save a checkpoint in --out."""
+    if (processes > 1 or accelerate_config) and not distributed.launched():
+        relaunch(processes, accelerate_config)
     tasks = load_task_file(tasks_path)
     agent = AgentConfig(
         max_turns=max_turns,
@@ -541,6 +595,13 @@ def train(
         answer_protocol=answer_protocol,
     )
     metrics: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
+
+    def on_samples(batch: list) -> None:
+        if trajectories:
+            samples.extend(sample.to_dict() for sample in batch)
+            write_jsonl(Path(trajectories), samples)
+
     with open_pool(sandbox_name, workers, timeout) as pool, progress_for(console) as progress:
         progress.start("train", unit="steps")
 
@@ -561,10 +622,12 @@ def train(
             agent=agent,
             pool=pool,
             on_metrics=on_metrics,
+            on_samples=on_samples,
             teacher=teacher,
         )
-    write_jsonl(Path(out) / "train_metrics.jsonl", metrics)
-    stdout.print(f"checkpoint: {checkpoint} (sc eval --model {checkpoint})", soft_wrap=True)
+    if distributed.is_main():  # one process writes; the others trained the same weights
+        write_jsonl(Path(out) / "train_metrics.jsonl", metrics)
+        stdout.print(f"checkpoint: {checkpoint} (sc eval --model {checkpoint})", soft_wrap=True)
 
 
 @cli.command()
@@ -640,12 +703,15 @@ def train(
 @click.option("--json", "as_json", is_flag=True, help="End with {run_dir, iterations} as JSON.")
 @backend_options
 @sandbox_options
+@launcher_options
+@ray_option
 def run(resume, as_json, options, name, **settings) -> None:
     """The self-challenge loop: challenge, filter, train and evaluate, for N iterations."""
     runs = Path("runs")
     settings["tools"] = settings.pop("tools_spec")
     settings["tasks"] = settings.pop("extra_tasks")
     settings["sandbox"] = settings.pop("sandbox_name")
+    settings["ray"] = settings.pop("ray_address")
     with progress_for(console) as progress:
         events = Events(
             phase=lambda number, phase: progress.start(

@@ -9,9 +9,8 @@ its verifier sees whatever state and answer it left, and usually says no.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from math import comb
 from typing import Any
@@ -129,20 +128,38 @@ class _Unavailable(Toolset):
 
 def score_episodes(pairs: list[tuple[CodeAsTask, Episode]], pool: SandboxPool) -> list[Scored]:
     """Run each task's verifier on its episode's final state and answer, in the sandbox."""
-
-    def score(pair: tuple[CodeAsTask, Episode]) -> Scored:
-        task, episode = pair
+    scored: list[Scored | None] = [None] * len(pairs)
+    checks = []
+    for index, (task, episode) in enumerate(pairs):
         if episode.state is None:
-            return Scored(task.id, episode, 0.0, episode.error or "the episode has no state")
+            scored[index] = Scored(
+                task.id, episode, 0.0, episode.error or "the episode has no state"
+            )
+        else:
+            checks.append((index, (task.verify, episode.state, episode.answer)))
+    results = pool.map(_scoring, [check for _, check in checks])
+    for (index, _), (value, error) in zip(checks, results, strict=True):
+        task, episode = pairs[index]
+        scored[index] = Scored(task.id, episode, value, error)
+    return scored
+
+
+@contextmanager
+def _scoring(
+    pool: SandboxPool,
+) -> Iterator[Callable[[tuple[str, Any, Any]], tuple[float, str | None]]]:
+    """The job that scores one ``(verify, state, answer)``: a score and the verifier's error,
+    if any. Only these travel to the pool, not the episode with its tokens."""
+
+    def score(check: tuple[str, Any, Any]) -> tuple[float, str | None]:
+        verify, state, answer = check
         with pool.worker() as worker:
             try:
-                value = run_verifier(worker, task.verify, episode.state, episode.answer)
-                return Scored(task.id, episode, value)
+                return run_verifier(worker, verify, state, answer), None
             except ValueError as error:
-                return Scored(task.id, episode, 0.0, str(error))
+                return 0.0, str(error)
 
-    with ThreadPoolExecutor(max_workers=pool.size) as executor:
-        return list(executor.map(score, pairs))
+    yield score
 
 
 def evaluate(

@@ -99,6 +99,18 @@ class ModelBackend(ABC):
         """Whether what the backend needs is installed (checked without importing it)."""
         return True
 
+    @classmethod
+    def weights_of(cls, model: str) -> str:
+        """The weights a spec's model part names, which training loads in transformers: the
+        model part itself, except for backends whose specs also say where the model runs."""
+        return model
+
+    @classmethod
+    def with_weights(cls, model: str, checkpoint: str) -> str:
+        """The model part of a spec for ``checkpoint``'s weights, served as ``model`` is (the
+        next iteration's executor in ``sc run``)."""
+        return checkpoint
+
     @property
     @abstractmethod
     def tokenizer(self) -> Any:

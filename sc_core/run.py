@@ -18,19 +18,23 @@ band (:data:`LEARNABLE`). What it was told is saved as ``curriculum.json``.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import api, diversity
+from . import api, distributed, diversity
 from .agent import AgentConfig
 from .challenge import ChallengeConfig
 from .errors import ScError
 from .models import ModelBackend, default_model, load_model, parse_model_spec
+from .plugins import lookup
 from .sandbox import SandboxPool
 from .task import CodeAsTask, TaskLine, read_tasks, write_json, write_jsonl, write_text
 from .train import Sample, learnable
@@ -102,6 +106,14 @@ class RunConfig:
     sandbox: str = ""
     workers: int = 2
     timeout: float = 10.0
+    ray: str = ""
+    """A Ray cluster's address for the filter and the verifiers (``local``: one started for
+    the run); empty: the local pool."""
+    processes: int = 1
+    """Training processes (one per GPU; gloo on CPU): the training phase runs ``sc train``
+    under ``accelerate launch``."""
+    accelerate_config: str = ""
+    """An accelerate config file for the training processes (e.g. DeepSpeed ZeRO-2)."""
 
     def __post_init__(self) -> None:
         if self.curriculum:  # its pass rates come from the learnability check
@@ -234,7 +246,10 @@ class Run:
     def go(self) -> dict[str, Any]:
         """Run every iteration not yet done; returns the summary ``sc run --json`` prints."""
         with api.open_pool(
-            self.config.sandbox or None, self.config.workers, self.config.timeout
+            self.config.sandbox or None,
+            self.config.workers,
+            self.config.timeout,
+            self.config.ray or None,
         ) as pool:
             try:
                 for number in range(1, self.config.iterations + 1):
@@ -300,8 +315,9 @@ class Run:
         for earlier in range(number - 1, 0, -1):
             trained = _load(self.dir.iteration(earlier) / "train.json")
             if trained and trained.get("checkpoint"):
-                backend, _ = parse_model_spec(self.config.model)
-                return f"{backend}:{trained['checkpoint']}"
+                backend, model = parse_model_spec(self.config.model)
+                served = lookup("register_models", "model backend", backend)
+                return f"{backend}:{served.with_weights(model, trained['checkpoint'])}"
         return self.config.model
 
     def _phase(self, number: int, name: str) -> None:
@@ -494,28 +510,33 @@ class Run:
             samples.extend(sample.to_dict() for sample in batch)
             write_jsonl(samples_path, samples)
 
-        if self.config.teacher:
+        launched = self.config.processes > 1 or bool(self.config.accelerate_config)
+        if launched:
+            self.release()  # each process samples from the copy it trains
+            steps = self.train_in_processes(tasks, folder, partial, model, samples_path)
+        elif self.config.teacher:
             sampler = self.serve(self.config.teacher)
         elif parse_model_spec(model)[0] == "transformers":
             self.release()  # the trainer samples from the copy it trains; no second copy
             sampler = None
         else:
             sampler = self.serve(model)
-        api.train(
-            tasks,
-            partial,
-            self.config.tools,
-            model,
-            backend=self.config.backend,
-            options=self.config.options,
-            shaper=self.config.shaper,
-            agent=self.config.agent(),
-            pool=pool,
-            on_metrics=steps.append,
-            on_samples=on_samples,
-            rollout_model=sampler,
-            release_rollout_model=self.release,
-        )
+        if not launched:
+            api.train(
+                tasks,
+                partial,
+                self.config.tools,
+                model,
+                backend=self.config.backend,
+                options=self.config.options,
+                shaper=self.config.shaper,
+                agent=self.config.agent(),
+                pool=pool,
+                on_metrics=steps.append,
+                on_samples=on_samples,
+                rollout_model=sampler,
+                release_rollout_model=self.release,
+            )
         self.release()  # the starting model is done with; the next phase uses the new one
         if steps and not any(step.get("trained", True) for step in steps):
             # no step changed the weights (rft with no successful rollout): keep no copy, so
@@ -535,6 +556,44 @@ class Run:
             {"checkpoint": str(checkpoint.resolve()), "tasks": len(tasks), "steps": steps},
         )
         self.dir.rebuild(number)
+
+    def train_in_processes(
+        self, tasks: list[CodeAsTask], folder: Path, out: Path, model: str, samples: Path
+    ) -> list[dict[str, Any]]:
+        """The training phase as ``sc train`` under ``accelerate launch`` (``processes``,
+        ``accelerate_config``) with this run's settings; its rank 0 alone writes the
+        checkpoint, the trajectories and the metrics, returned here as the steps."""
+        config = self.config
+        tasks_path = folder / "train-tasks.jsonl"
+        write_jsonl(tasks_path, [task.to_dict() for task in tasks])
+        line = ["train", str(tasks_path), "--out", str(out), "--trajectories", str(samples)]
+        # each process samples from the weights it trains, in transformers
+        line += ["--model", f"transformers:{parse_model_spec(model)[1]}"]
+        line += ["--backend", config.backend, "--shaper", config.shaper]
+        for key, value in config.options.items():
+            line += ["--option", f"{key}={value}"]
+        line += ["--max-turns", str(config.max_turns)]
+        line += ["--max-new-tokens", str(config.max_new_tokens)]
+        line += ["--max-total-tokens", str(config.max_total_tokens)]
+        line += ["--answer-protocol", config.answer_protocol]
+        line += ["--workers", str(config.workers), "--timeout", str(config.timeout)]
+        for flag, value in (("--tools", config.tools), ("--teacher", config.teacher)):
+            line += [flag, value] if value else []
+        line += ["--sandbox", config.sandbox] if config.sandbox else []
+        command = distributed.launch_command(
+            line, config.processes, config.accelerate_config or None
+        )
+        env = os.environ | {distributed.LAUNCHED: "1"}
+        # its stdout (the checkpoint line) to stderr: sc run --json prints JSON alone
+        done = subprocess.run(command, env=env, stdout=sys.stderr)
+        if done.returncode != 0:
+            raise ScError(
+                f"training in {config.processes} processes failed (exit {done.returncode})"
+            )
+        metrics = out / "train_metrics.jsonl"
+        steps = _rows(metrics)
+        metrics.unlink()
+        return steps
 
 
 LEARNABLE = (0.2, 0.8)

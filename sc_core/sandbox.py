@@ -22,12 +22,12 @@ import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, TypeVar
 
 from . import sandbox_worker
 from .errors import ScError
@@ -316,6 +316,14 @@ class Worker:
             self._twin.close()
 
 
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+PoolJob = Callable[["SandboxPool"], AbstractContextManager[Callable[[Item], Result]]]
+"""Work for :meth:`SandboxPool.map`: given a pool, opens a function of one item that runs its
+programs with that pool's workers. A job is opened where the pool is, so it must be picklable
+(a module-level function or a dataclass) for a pool whose workers are on other machines."""
+
+
 class SandboxPool:
     """Warm workers shared by threads: ``with pool.worker() as w: w.run(...)``."""
 
@@ -333,6 +341,26 @@ class SandboxPool:
             yield worker
         finally:
             self._idle.put(worker)
+
+    def map(
+        self,
+        job: PoolJob[Item, Result],
+        items: Sequence[Item],
+        on_done: Callable[[Result], None] | None = None,
+    ) -> list[Result]:
+        """``job`` on every item, ``size`` at a time; results in input order, ``on_done`` on
+        each as it comes. A pool spread over a cluster (``cluster.RayPool``) overrides this:
+        callers fan out through it, not through ``worker()``, to run wherever the pool is."""
+
+        with job(self) as run, ThreadPoolExecutor(max_workers=self.size) as executor:
+
+            def one(item: Item) -> Result:
+                result = run(item)
+                if on_done:
+                    on_done(result)
+                return result
+
+            return list(executor.map(one, items))
 
     def close(self) -> None:
         for worker in self._all:

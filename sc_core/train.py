@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from . import distributed
 from .agent import Agent, AgentConfig
 from .errors import ScError
 from .evaluate import EvalReport, Scored, evaluate
@@ -134,6 +135,16 @@ class TrainJob:
     release_rollout_model: Callable[[], None] = lambda: None
     """Called once the backend is done with ``rollout_model``, so that its owner can free it
     before training (a vLLM engine holds the model and its KV cache)."""
+
+    def for_this_process(self) -> TrainJob:
+        """The job as this training process runs it: under ``accelerate launch`` only the main
+        process reports metrics and samples (which its owner writes to files); the others
+        keep theirs silent, so that no two processes write the same file."""
+        if distributed.is_main():
+            return self
+        return dataclasses.replace(
+            self, on_metrics=lambda row: None, on_samples=lambda samples: None
+        )
 
 
 class RLBackend(ABC):

@@ -23,12 +23,12 @@ import ast
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+from . import syntax
 from .dedup import Behaviour, behaviour, mark_duplicates, result_digest
 from .errors import ScError
 from .sandbox import Outcome, SandboxPool, Worker
@@ -114,7 +114,7 @@ def score(value: Any) -> float:
 
 def _function(source: str, name: str, arity: int, what: str) -> ast.FunctionDef:
     try:
-        tree = ast.parse(source)
+        tree = syntax.parse(source)
     except SyntaxError as error:
         raise Rejected(
             "parses", f"{what} has a syntax error: {error.msg} (line {error.lineno})"
@@ -131,7 +131,7 @@ def _function(source: str, name: str, arity: int, what: str) -> ast.FunctionDef:
 
 def _check_tools(source: str, node: ast.FunctionDef, toolset: Toolset, what: str) -> None:
     tools_param = (node.args.posonlyargs + node.args.args)[0].arg
-    for sub in ast.walk(ast.parse(source)):
+    for sub in ast.walk(syntax.parse(source)):
         if (
             isinstance(sub, ast.Attribute)
             and isinstance(sub.value, ast.Name)
@@ -352,6 +352,23 @@ def run_verifier(worker: Worker, verify: str, state: dict, answer: Any) -> float
     return score(outcome.value)
 
 
+@dataclass(frozen=True)
+class CheckTasks:
+    """Every stage but ``unique``, as a job for :meth:`SandboxPool.map`: opened in each
+    process that holds a pool (one per node of a Ray cluster), where it builds that process's
+    checker and toolset instances, and closes them when the work is done."""
+
+    tools: ToolsetSpec | None = None
+
+    @contextmanager
+    def __call__(self, pool: SandboxPool) -> Iterator[Callable[[TaskLine], Verdict]]:
+        checker = TaskChecker(pool, self.tools)
+        try:
+            yield checker.check
+        finally:
+            checker.close()
+
+
 def run_filter(
     items: Iterable[TaskLine],
     pool: SandboxPool,
@@ -360,20 +377,8 @@ def run_filter(
     examples: Sequence[CodeAsTask] = (),
 ) -> FilterReport:
     """Check every task with the pool's workers in parallel; verdicts keep the input order.
+    ``unique`` compares every task with every other, so it runs here, after the others.
     ``examples``, the tasks a challenger was shown, are not new: a copy of one is a duplicate."""
-    checker = TaskChecker(pool, tools)
-    items = list(items)
-
-    def check(item: TaskLine) -> Verdict:
-        verdict = checker.check(item)
-        if on_done:
-            on_done(verdict)
-        return verdict
-
-    try:
-        with ThreadPoolExecutor(max_workers=pool.size) as executor:
-            verdicts = list(executor.map(check, items))
-    finally:
-        checker.close()
+    verdicts = pool.map(CheckTasks(tools), list(items), on_done)
     mark_duplicates(verdicts, tools.spec if tools else None, examples)
     return FilterReport(verdicts)

@@ -1,8 +1,18 @@
-"""The ``openai`` inference backend: any OpenAI-compatible ``/completions`` server.
+"""The ``openai`` inference backend: any OpenAI-compatible ``/completions`` server, or several.
 
 Spec ``openai:MODEL@URL``, e.g. ``openai:smollm2@http://127.0.0.1:8000/v1`` for
 ``vllm serve ... --served-model-name smollm2``. Without ``@URL`` the URL comes from the
 ``base_url`` option, else ``SC_OPENAI_BASE_URL``, else ``http://127.0.0.1:8000/v1``.
+
+Several servers of the same model: ``openai:MODEL@URL1,URL2`` (or commas in ``base_url`` /
+``SC_OPENAI_BASE_URL``). Each request goes to the least loaded live server; a server that dies
+has its requests retried on the others (:mod:`sc_core.default_plugins.endpoints`).
+
+New weights: ``openai:CHECKPOINT@URLS``, where ``CHECKPOINT`` is a local checkpoint folder
+that the servers do not serve under that name, makes each server reload it in place (vLLM
+servers started with ``VLLM_SERVER_DEV_MODE=1`` and ``--worker-extension-cls
+sc_vllm.server.WeightReload``) and then asks them for the name they serve. ``sc run`` names
+its new checkpoint so after each training iteration.
 
 Prompts travel as token ids (``"prompt": [ids]``), one request per prompt, a few at a time, so
 the chat template is rendered here with the model's own tokenizer: by default
@@ -33,13 +43,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from sc_core import hookimpl
+from sc_core.default_plugins.endpoints import Endpoints, is_checkpoint, one_line, split_urls
 from sc_core.errors import ScError
 from sc_core.models import (
     Generation,
@@ -53,32 +61,28 @@ from sc_core.models import (
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
 KEY_VARIABLES = ("SC_OPENAI_API_KEY", "OPENAI_API_KEY")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def split_spec(model: str, base_url: str | None = None) -> tuple[str, str]:
-    """``MODEL@URL`` into (model, url without a trailing slash)."""
-    name, at, url = model.partition("@")
+def split_spec(model: str, base_url: str | None = None) -> tuple[str, list[str]]:
+    """``MODEL@URL[,URL...]`` into (model, the servers' URLs without trailing slashes)."""
+    name, at, urls = model.partition("@")
     if not at:
-        url = base_url or os.environ.get("SC_OPENAI_BASE_URL") or DEFAULT_URL
+        urls = base_url or os.environ.get("SC_OPENAI_BASE_URL") or DEFAULT_URL
     if not name:
         raise ScError(f"openai model spec {model!r} has no model name; use openai:MODEL@URL")
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise ScError(f"openai model spec {model!r}: {url!r} is not an http(s) URL")
-    return name, url.rstrip("/")
+    try:
+        return name, split_urls(urls)
+    except ScError as error:
+        raise ScError(f"openai model spec {model!r}: {error}") from None
 
 
 class OpenAIBackend(ModelBackend):
-    """A model behind an OpenAI-compatible server (vLLM, SGLang, llama.cpp, a hosted API).
+    """A model behind OpenAI-compatible servers (vLLM, SGLang, llama.cpp, a hosted API).
 
     Options: ``tokenizer`` (path or hub id of the chat tokenizer), ``base_url``,
     ``api_key_env``, ``timeout`` (seconds per request, default 600), ``concurrency``
-    (requests in flight, default 8), ``return_token_ids`` (default True; vLLM's extension).
+    (requests in flight, default 8 per server), ``return_token_ids`` (default True; vLLM's
+    extension).
     """
 
     name = "openai"
@@ -92,25 +96,53 @@ class OpenAIBackend(ModelBackend):
         base_url: str | None = None,
         api_key_env: str | None = None,
         timeout: float = 600.0,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         return_token_ids: bool = True,
         **options: Any,
     ) -> None:
         super().__init__(model, **options)
-        self.served_name, self.url = split_spec(model, base_url)
+        self.served_name, urls = split_spec(model, base_url)
         self.timeout = float(timeout)
-        self.concurrency = max(1, int(concurrency))
+        self.concurrency = max(1, int(concurrency or 8 * len(urls)))
         self.return_token_ids = bool(return_token_ids)
         variables = (api_key_env,) if api_key_env else KEY_VARIABLES
-        self.api_key = next((os.environ[v] for v in variables if os.environ.get(v)), None)
-        if api_key_env and self.api_key is None:
+        api_key = next((os.environ[v] for v in variables if os.environ.get(v)), None)
+        if api_key_env and api_key is None:
             raise ScError(f"api_key_env={api_key_env!r}: that environment variable is not set")
-        host = urllib.parse.urlsplit(self.url).hostname or ""
-        handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK else []
-        self._opener = urllib.request.build_opener(*handlers)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.endpoints = Endpoints(urls, headers, self.timeout)
         self._tokenizer_source = tokenizer or resolve_model(self.served_name)
         self._tokenizer: Any = None
         self._load_tokenizer()
+        if is_checkpoint(self.served_name):
+            self.serve_checkpoint(self.served_name)
+
+    @classmethod
+    def weights_of(cls, model: str) -> str:
+        """The weights a spec's model part names: ``MODEL`` of ``MODEL@URLS``."""
+        return model.partition("@")[0]
+
+    @classmethod
+    def with_weights(cls, model: str, checkpoint: str) -> str:
+        """The spec's model part with ``checkpoint`` for weights, on the same servers."""
+        _, at, urls = model.partition("@")
+        return f"{checkpoint}{at}{urls}"
+
+    def serve_checkpoint(self, checkpoint: str) -> None:
+        """Where no server serves a model named ``checkpoint``: make every server load its
+        weights, and send requests to the one name they all serve."""
+        served = self.endpoints.served_names()
+        if checkpoint in served:
+            return  # vllm serve CHECKPOINT: already its weights
+        if len(served) != 1:
+            raise ScError(
+                f"the model servers serve {sorted(served)}; to load {checkpoint!r} into them "
+                "each must serve one model, under one name"
+            )
+        self.endpoints.load_weights(checkpoint)
+        self.served_name = served.pop()
 
     def _load_tokenizer(self) -> None:
         from transformers import AutoTokenizer
@@ -134,44 +166,12 @@ class OpenAIBackend(ModelBackend):
     # -- HTTP -------------------------------------------------------------------------------
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST JSON to ``{url}{path}``; every failure is an ScError with a one-line reason."""
-        url = self.url + path
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(
-            url, data=json.dumps(body).encode(), headers=headers, method="POST"
-        )
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as error:
-            detail = ""
-            try:
-                detail = error.read().decode(errors="replace")
-                parsed = json.loads(detail)
-                inner = parsed.get("error", parsed) if isinstance(parsed, dict) else parsed
-                detail = inner.get("message", detail) if isinstance(inner, dict) else detail
-            except Exception:  # not JSON: the body as text, else the status line's reason
-                detail = detail or str(error.reason)
-            raise ScError(
-                f"model server {url} answered HTTP {error.code}: {one_line(detail)}"
-            ) from None
-        except urllib.error.URLError as error:
-            reason = error.reason
-            if isinstance(reason, TimeoutError):
-                raise ScError(
-                    f"model server {url} did not answer within {self.timeout:g}s"
-                ) from None
-            raise ScError(f"cannot reach the model server at {url}: {one_line(reason)}") from None
-        except TimeoutError:
-            raise ScError(f"model server {url} did not answer within {self.timeout:g}s") from None
-        except OSError as error:  # connection reset mid-response and the like
-            raise ScError(f"model server {url} failed: {one_line(error)}") from None
-        try:
-            return json.loads(payload)
-        except ValueError:
-            raise ScError(f"model server {url} answered with something that is not JSON") from None
+        """POST JSON to ``path`` on the least loaded live server, failing over to the others;
+        every failure is an ScError with a one-line reason."""
+        answer = self.endpoints.post(path, body)
+        if not isinstance(answer, dict):
+            raise ScError(f"model server answered {path} with {one_line(answer, 200)}")
+        return answer
 
     # -- generation -------------------------------------------------------------------------
 
@@ -228,7 +228,7 @@ class OpenAIBackend(ModelBackend):
             choice = response["choices"][0]
         except (KeyError, IndexError, TypeError):
             raise ScError(
-                f"model server {self.url}/completions answered without choices: "
+                "a model server answered /completions without choices: "
                 f"{one_line(json.dumps(response), 200)}"
             ) from None
         return self.generation(choice)

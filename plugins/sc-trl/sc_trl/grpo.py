@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sc_core import distributed
 from sc_core.errors import ScError
 from sc_core.models import Generation, ModelBackend, SamplingParams
 from sc_core.train import RLBackend, Sample, TrainJob
@@ -136,7 +137,7 @@ class Rollout:
         agent = Agent(backend, self.agent_config)
         with _eval_mode(model):
             samples = rollouts(tasks, agent, self.job.pool, 1, self.job.shaper, self.job.tools)
-        self.job.on_samples(samples)
+        self.job.on_samples(distributed.gather(samples))  # each process rolled out its share
         # Log-probs: with transformers the episodes are sampled by the very weights TRL then
         # scores, within the same optimizer step (one generation per step, one iteration), so TRL's
         # on-policy default (old log-probs = the current ones, detached) is exact and sampler
@@ -226,12 +227,14 @@ class GRPOBackend(RLBackend):
 
         settings: GRPOSettings = self.config
         cuda = torch.cuda.is_available()
+        distributed.name_deepspeed_accelerator(cuda)
         if settings.use_vllm and not cuda:
             raise ScError("grpo: use_vllm=true needs a CUDA GPU (vLLM does not run on CPU)")
         if settings.use_vllm and importlib.util.find_spec("vllm") is None:
             raise ScError("grpo: use_vllm=true needs vLLM (pip install vllm)")
         if not job.tasks:
             raise ScError("grpo: no tasks to train on")
+        job = job.for_this_process()
         path = resolve_model(job.model)
         with tempfile.TemporaryDirectory(prefix="sc-grpo-") as scratch, _quiet():
             try:
@@ -252,9 +255,11 @@ class GRPOBackend(RLBackend):
             model.config.use_cache = True
             tokenizer.padding_side = padding_side
             out = Path(job.out_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(out)
-            tokenizer.save_pretrained(out)
+            if distributed.is_main():  # every process holds the same weights; one writes
+                out.mkdir(parents=True, exist_ok=True)
+                model.save_pretrained(out)
+                tokenizer.save_pretrained(out)
+            distributed.wait_for_all()
         return out
 
     def _trainer(self, model: Any, tokenizer: Any, job: TrainJob, scratch: str, cuda: bool) -> Any:
@@ -290,10 +295,15 @@ class GRPOBackend(RLBackend):
             )
         # The sampler drops an incomplete batch of tasks, so a step never asks for more than exist.
         tasks_per_step = min(settings.batch_size, len(job.tasks))
+        # batch_size is global: under accelerate launch each process rolls out and trains on
+        # its share of the step's episodes, and TRL gathers the rewards to compare each group.
+        episodes = distributed.per_process(
+            tasks_per_step * settings.num_generations, "grpo batch_size × num_generations"
+        )
         args = GRPOConfig(
             output_dir=scratch,
             max_steps=settings.steps,
-            per_device_train_batch_size=tasks_per_step * settings.num_generations,
+            per_device_train_batch_size=episodes,
             num_generations=settings.num_generations,
             learning_rate=settings.learning_rate,
             lr_scheduler_type="constant",
@@ -312,6 +322,7 @@ class GRPOBackend(RLBackend):
             disable_tqdm=True,
             seed=settings.seed,
             use_cpu=not cuda,
+            ddp_find_unused_parameters=False,  # every weight is used: no extra pass
             bf16=cuda and torch.cuda.is_bf16_supported(),
             dataloader_pin_memory=cuda,
         )

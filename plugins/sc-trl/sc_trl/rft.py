@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sc_core import distributed
 from sc_core.errors import ScError
-from sc_core.train import RLBackend, Sample, TrainJob
+from sc_core.train import RLBackend, Sample, TrainJob, rollouts
 
 IGNORE = -100
 """The label transformers' loss skips."""
@@ -133,6 +134,15 @@ def check_tokenizer(sampler: Any, tokenizer: Any) -> None:
         )
 
 
+def sharded_rollouts(job: TrainJob, agent: Any, k: int) -> list[Sample]:
+    """The round's ``k`` samples per task, in task order. Under ``accelerate launch`` each
+    process rolls out its block of the tasks and the samples are gathered, so N processes
+    sample the round once between them and all train on the same examples."""
+    mine = distributed.shard(job.tasks)
+    samples = rollouts(mine, agent, job.pool, k, job.shaper, job.tools) if mine else []
+    return distributed.gather(samples)
+
+
 def round_metrics(round_: int, samples: list[Sample], kept: int, config: RFTConfig) -> dict:
     """What one round's rollouts looked like."""
     n = len(samples)
@@ -183,24 +193,31 @@ class RFTBackend(RLBackend):
     Config = RFTConfig
 
     def train(self, job: TrainJob) -> Path:
+        import torch
+
+        distributed.name_deepspeed_accelerator(torch.cuda.is_available())
         with _quiet():
             return self._train(job)
 
     def _train(self, job: TrainJob) -> Path:
         import torch
+        from accelerate import PartialState
         from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
         from sc_core.agent import Agent
         from sc_core.default_plugins.transformers_backend import TransformersBackend
         from sc_core.model_sources import load_error
         from sc_core.models import resolve_model
-        from sc_core.train import rollouts
 
         config: RFTConfig = self.config
         if not job.tasks:
             raise ScError("rft: no tasks to train on")
+        distributed.per_process(config.batch_size, "rft setting batch_size")
+        job = job.for_this_process()
         path = resolve_model(job.model)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        # Under accelerate launch: joins the other processes now (the rollouts are gathered
+        # before the trainer exists) and gives this process's device (cuda:RANK on GPUs).
+        device = PartialState().device
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
@@ -216,7 +233,7 @@ class RFTBackend(RLBackend):
             agent = Agent(
                 sampler or TransformersBackend.from_loaded(model, tokenizer), agent_config
             )
-            samples = rollouts(job.tasks, agent, job.pool, config.k, job.shaper, job.tools)
+            samples = sharded_rollouts(job, agent, config.k)
             if sampler is not None:
                 job.release_rollout_model()  # free its memory for training
             job.on_samples(samples)
@@ -278,7 +295,9 @@ class RFTBackend(RLBackend):
             args = SFTConfig(
                 output_dir=scratch,
                 num_train_epochs=config.epochs,
-                per_device_train_batch_size=config.batch_size,
+                per_device_train_batch_size=distributed.per_process(
+                    config.batch_size, "rft setting batch_size"
+                ),
                 learning_rate=config.learning_rate,
                 lr_scheduler_type="constant",
                 warmup_steps=0,
@@ -288,6 +307,8 @@ class RFTBackend(RLBackend):
                 disable_tqdm=True,
                 seed=config.seed + round_,
                 bf16=cuda and torch.cuda.is_bf16_supported(),
+                use_cpu=not cuda,  # else, on CPU, each process would train alone (no DDP)
+                ddp_find_unused_parameters=False,  # every weight is used: no extra pass
                 gradient_checkpointing=config.gradient_checkpointing,
                 dataloader_pin_memory=cuda,
                 max_length=None,
@@ -314,8 +335,11 @@ class RFTBackend(RLBackend):
         return model, step
 
     def _save(self, model: Any, tokenizer: Any, out_dir: Path) -> Path:
+        """Rank 0 saves (every process holds the same weights); the others wait for it."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+        if distributed.is_main():
+            out.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+        distributed.wait_for_all()
         return out
