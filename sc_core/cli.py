@@ -216,7 +216,19 @@ def ray_option(command: Callable) -> Callable:
         help="Run the filter's checks and the verifiers on a Ray cluster: at ADDRESS (HOST:PORT "
         "of its head, or auto), or, with --ray alone, on one started here for the command "
         "and stopped after it. Each node runs as many sandbox workers as it has CPUs.",
+        callback=ray_address_not_a_file,
     )(command)  # fmt: skip
+
+
+def ray_address_not_a_file(ctx: click.Context, param: click.Parameter, value: str | None):
+    """``sc verify --ray tasks.jsonl`` takes the file for the address (the option's value is
+    optional), and would then complain of a missing argument; say what happened instead."""
+    if value and Path(value).exists():
+        raise click.BadParameter(
+            f"{value!r} is a file, not a cluster address: put --ray after the arguments, "
+            "or write --ray=ADDRESS"
+        )
+    return value
 
 
 def episode_options(

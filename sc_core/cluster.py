@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -198,6 +199,7 @@ def connect(address: str) -> bool:
     already made is used as it is."""
     if ray.is_initialized():
         return False
+    check_reachable(address)
     ray.util.register_serializer(ToolsetSpec, serializer=_pack_spec, deserializer=_unpack_spec)
     options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address == LOCAL:
@@ -214,6 +216,20 @@ def connect(address: str) -> bool:
             signal.signal(signal.SIGTERM, on_term)
     _cluster_messages_to_stderr()
     return True
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A one-line error for a ``HOST:PORT`` nobody answers at: ``ray.init`` would retry such
+    an address for minutes without a word on why (``local`` and ``auto`` are not probed)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if address in (LOCAL, "auto") or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ScError(f"could not reach the Ray cluster at {address!r}: {reason}") from None
 
 
 def _cluster_messages_to_stderr() -> None:

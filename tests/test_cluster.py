@@ -180,6 +180,24 @@ def test_ray_not_installed_is_one_line(task_file):
     ]
 
 
+def test_an_address_nobody_answers_at_is_one_line_at_once(task_file):
+    """ray.init would retry such an address for minutes without saying why."""
+    port = _free_port()  # nothing listens there
+    started = time.monotonic()
+    done = sc("verify", str(task_file), f"--ray=127.0.0.1:{port}")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: could not reach the Ray cluster at '127.0.0.1:{port}': Connection refused"
+    ]
+    assert time.monotonic() - started < 30
+
+
+def test_a_file_after_ray_is_not_taken_for_the_address(task_file):
+    done = sc("verify", "--ray", str(task_file))
+    assert done.returncode == 2
+    assert "is a file, not a cluster address: put --ray after the arguments" in done.stderr
+
+
 def test_ray_alone_starts_a_local_cluster_and_stops_it(task_file, local_verdicts):
     before = _ray_processes()
     done = sc("verify", str(task_file), "--json", "--ray")
