@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,17 +26,12 @@ import urllib.request
 from pathlib import Path
 
 from sc_core.agent import Agent, AgentConfig, EpisodeSpec
+from sc_core.distributed import free_port
 from sc_core.models import SamplingParams, load_model, resolve_model
 from sc_core.task import read_tasks
 from sc_core.tools import load_toolset
 
 EVALS = Path(__file__).resolve().parent.parent / "evals" / "calculator.jsonl"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(cpus: list[int], log: Path) -> tuple[str, subprocess.Popen]:

