@@ -31,6 +31,8 @@ from sc_core.errors import ScError
 from sc_core.models import Generation, ModelBackend, SamplingParams
 from sc_core.train import RLBackend, Sample, TrainJob
 
+from .checkpoint import save
+
 
 @dataclass
 class GRPOSettings:
@@ -254,13 +256,7 @@ class GRPOBackend(RLBackend):
                 model.gradient_checkpointing_disable()
             model.config.use_cache = True
             tokenizer.padding_side = padding_side
-            out = Path(job.out_dir)
-            if distributed.is_main():  # every process holds the same weights; one writes
-                out.mkdir(parents=True, exist_ok=True)
-                model.save_pretrained(out)
-                tokenizer.save_pretrained(out)
-            distributed.wait_for_all()
-        return out
+            return save(model, tokenizer, job.out_dir)
 
     def _trainer(self, model: Any, tokenizer: Any, job: TrainJob, scratch: str, cuda: bool) -> Any:
         import torch

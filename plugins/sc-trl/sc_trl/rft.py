@@ -26,6 +26,8 @@ from sc_core import distributed
 from sc_core.errors import ScError
 from sc_core.train import RLBackend, Sample, TrainJob, rollouts
 
+from .checkpoint import save
+
 IGNORE = -100
 """The label transformers' loss skips."""
 
@@ -245,7 +247,7 @@ class RFTBackend(RLBackend):
             tokens = sum(sum(label != IGNORE for label in row["labels"]) for row in examples)
             job.on_metrics(metrics | {"step": step, "trained": True, "train_tokens": tokens})
             model, step = self._fit(model, tokenizer, examples, job, round_, step)
-        return self._save(model, tokenizer, job.out_dir)
+        return save(model, tokenizer, job.out_dir)
 
     def _fit(
         self,
@@ -333,13 +335,3 @@ class RFTBackend(RLBackend):
         model.config.use_cache = True
         model.eval()
         return model, step
-
-    def _save(self, model: Any, tokenizer: Any, out_dir: Path) -> Path:
-        """Rank 0 saves (every process holds the same weights); the others wait for it."""
-        out = Path(out_dir)
-        if distributed.is_main():
-            out.mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(out)
-            tokenizer.save_pretrained(out)
-        distributed.wait_for_all()
-        return out
