@@ -218,6 +218,23 @@ class Agent:
             self._finish(run)
         return [run.episode for run in running]
 
+    def replay(self, spec: EpisodeSpec, turns: list[str]) -> Episode:
+        """The episode in which the model writes ``turns`` instead of sampling them (a
+        demonstration, :mod:`sc_core.demonstrations`): each turn is tokenized, closed with the
+        end-of-turn token and applied as a generated one is, so its tool calls run and its
+        answer ends the episode. Turns left over once the episode ends are dropped; an episode
+        still going after the last turn ends at ``max_turns``."""
+        run = self.start(spec)
+        for text in turns:
+            if run.episode.finish:
+                break
+            ids = self.renderer.encode(text + self.renderer.end_of_turn)
+            self.step(run, Generation(ids, text))
+        if not run.episode.finish:
+            run.episode.finish = "max_turns"
+        self._finish(run)
+        return run.episode
+
     def _request(self, run: _Running) -> Request:
         """The episode's next turn, within its own token budget."""
         budget = self.config.max_total_tokens - run.length

@@ -4,7 +4,8 @@ Stages, in order (the paper reports the survivors of the first three):
 
 1. ``parses``: a well-formed task whose code compiles, defines ``verify(state, answer)`` and
    ``solve(tools)``, and calls only tools the toolset has;
-2. ``verify_runs``: the solution runs, and the verifier runs on its state and answer;
+2. ``verify_runs``: the solution runs and calls at least one tool (a task it solves without the
+   toolset teaches a tool-using agent nothing), and the verifier runs on its state and answer;
 3. ``solution_passes``: the verifier gives the solution full credit;
 4. ``failures_fail``: every failure case runs and the verifier does not give it full credit;
 5. ``deterministic``: the solution, run again on a fresh reset, gives the same answer and state;
@@ -235,6 +236,8 @@ class TaskChecker:
             solved, state = self._solve(worker, toolset, task, task.solution, "verify_runs")
             if not solved.ok:
                 raise Rejected("verify_runs", f"solution: {solved.error}")
+            if not solved.tool_calls:
+                raise Rejected("verify_runs", "the solution calls no tool: the task needs none")
             try:
                 solution_score = run_verifier(worker, task.verify, state, solved.value)
             except ValueError as error:

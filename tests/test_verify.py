@@ -671,6 +671,22 @@ def test_solution_that_never_ends_is_rejected_with_the_limit(pool):
     assert "limit" in verdict.reason
 
 
+def test_a_solution_that_calls_no_tool_is_rejected(pool):
+    """The task needs no toolset: it teaches a tool-using agent nothing."""
+    rows = [
+        task(
+            "toolless",
+            "What is 17 times 3?",
+            "def verify(state, answer):\n    return answer == 51\n",
+            "def solve(tools):\n    return 17 * 3\n",
+            ["def solve(tools):\n    return 50\n"],
+        )
+    ]
+    (verdict,) = run_filter(lines_of(rows), pool).verdicts
+    assert (verdict.kept, verdict.stage) == (False, "verify_runs")
+    assert verdict.reason == "the solution calls no tool: the task needs none"
+
+
 @pytest.mark.parametrize(
     "answer",
     ["hash('kitchen')", "id(object())", "str(set('abcdefgh'))", "repr(object())"],
@@ -682,7 +698,7 @@ def test_answers_that_differ_only_between_processes_are_not_deterministic(pool, 
             "per-process",
             "Report a token.",
             "def verify(state, answer):\n    return isinstance(answer, (int, str))\n",
-            f"def solve(tools):\n    return {answer}\n",
+            f'def solve(tools):\n    tools.get_room(room="kitchen")\n    return {answer}\n',
             ["def solve(tools):\n    return None\n"],
         )
     ]

@@ -72,6 +72,11 @@ class ToolCallFormat:
         """How to call tools, with ``example`` written in this format."""
         raise NotImplementedError
 
+    def render(self, calls: list[ToolCall]) -> str:
+        """The turn that makes ``calls``, written as the model writes it in this format (what a
+        demonstration plays; :meth:`parse` reads it back as the same calls)."""
+        raise NotImplementedError
+
     def parse(self, text: str, *, tool_names: set[str] | None = None) -> ParsedTurn:
         """What the model's turn ``text`` is; never raises.
 

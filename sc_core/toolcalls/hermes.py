@@ -40,6 +40,14 @@ class HermesFormat(ToolCallFormat):
             "message."
         )
 
+    def render(self, calls: list[ToolCall]) -> str:
+        """One tag per call, the JSON on its own line, as Qwen's chat template writes it."""
+        return "\n".join(
+            f"{_OPEN}\n{json.dumps({'name': c.name, 'arguments': c.arguments}, ensure_ascii=False)}"
+            f"\n{_CLOSE}"
+            for c in calls
+        )
+
     def _extract_calls(self, text, tool_names):
         return _hermes_calls(text)
 

@@ -32,12 +32,18 @@ class Llama3JsonFormat(ToolCallFormat):
     call_hint = '{"name": ..., "parameters": {...}}'
 
     def call_instructions(self, example: ToolCall) -> str:
-        call = json.dumps({"name": example.name, "parameters": example.arguments})
         return (
             "To call a tool, reply with only a JSON object "
             '{"name": tool name, "parameters": {argument name: value}}, for example:\n'
-            f"{call}\nPut several calls on separate lines; their results come back in the next "
-            "message."
+            f"{self.render([example])}\n"
+            "Put several calls on separate lines; their results come back in the next message."
+        )
+
+    def render(self, calls: list[ToolCall]) -> str:
+        """One JSON object per call, each on its own line."""
+        return "\n".join(
+            json.dumps({"name": c.name, "parameters": c.arguments}, ensure_ascii=False)
+            for c in calls
         )
 
     def _extract_calls(self, text, tool_names):

@@ -39,13 +39,20 @@ class PythonicFormat(ToolCallFormat):
     call_hint = "[tool_name(argument=value, ...)]"
 
     def call_instructions(self, example: ToolCall) -> str:
-        arguments = ", ".join(f"{k}={_python_repr(v)}" for k, v in example.arguments.items())
         return (
             "To call tools, reply with only a Python list of calls with keyword arguments, "
-            f"for example:\n[{example.name}({arguments})]\n"
+            f"for example:\n{self.render([example])}\n"
             "Argument values must be literals (numbers, strings, lists, dicts, True, False, "
             "None). The results come back in the next message."
         )
+
+    def render(self, calls: list[ToolCall]) -> str:
+        """One call list, the values written as Python literals."""
+        written = (
+            f"{c.name}({', '.join(f'{k}={_python_repr(v)}' for k, v in c.arguments.items())})"
+            for c in calls
+        )
+        return f"[{', '.join(written)}]"
 
     def _extract_calls(self, text, tool_names):
         if _OPEN in text:

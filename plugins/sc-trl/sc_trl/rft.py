@@ -17,12 +17,14 @@ import contextlib
 import dataclasses
 import math
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sc_core import distributed
+from sc_core.demonstrations import demonstrate
 from sc_core.errors import ScError
 from sc_core.train import RLBackend, Sample, TrainJob, rollouts
 
@@ -54,6 +56,11 @@ class RFTConfig:
     """Keep one copy of identical completions of the same task."""
     max_samples_per_task: int = 0
     """At most this many kept episodes per task, highest reward first; 0: no limit."""
+    demonstrations: bool = False
+    """The first round also imitates each task's example solution, replayed as an episode in
+    the executor's own tool-call format (:mod:`sc_core.demonstrations`) and kept, like its own
+    episodes, only where the verifier passes it: a small executor that rarely succeeds still
+    has something to learn from."""
     lora: bool = False
     """Train LoRA adapters (peft) instead of every weight; merged into the model before saving."""
     lora_r: int = 16
@@ -136,17 +143,18 @@ def check_tokenizer(sampler: Any, tokenizer: Any) -> None:
         )
 
 
-def sharded_rollouts(job: TrainJob, agent: Any, k: int) -> list[Sample]:
-    """The round's ``k`` samples per task, in task order. Under ``accelerate launch`` each
-    process rolls out its block of the tasks and the samples are gathered, so N processes
-    sample the round once between them and all train on the same examples."""
+def sharded(job: TrainJob, episodes: Callable[[list], list[Sample]]) -> list[Sample]:
+    """``episodes(tasks)`` over all of the job's tasks, in task order. Under ``accelerate
+    launch`` each process plays its block of the tasks and the samples are gathered, so N
+    processes play the round once between them and all train on the same examples."""
     mine = distributed.shard(job.tasks)
-    samples = rollouts(mine, agent, job.pool, k, job.shaper, job.tools) if mine else []
-    return distributed.gather(samples)
+    return distributed.gather(episodes(mine) if mine else [])
 
 
-def round_metrics(round_: int, samples: list[Sample], kept: int, config: RFTConfig) -> dict:
-    """What one round's rollouts looked like."""
+def round_metrics(
+    round_: int, samples: list[Sample], shown: list[Sample], kept: int, config: RFTConfig
+) -> dict:
+    """What one round's rollouts (``samples``) and demonstrations (``shown``) looked like."""
     n = len(samples)
     successes = sum(sample.reward >= config.min_reward for sample in samples)
     passed = sum(sample.scored.passed for sample in samples)
@@ -161,6 +169,8 @@ def round_metrics(round_: int, samples: list[Sample], kept: int, config: RFTConf
         "reward": sum(sample.reward for sample in samples) / n if n else 0.0,
         "tasks": len(tasks),
         "tasks_solved": len(solved),
+        "demonstrations": len(shown),
+        "demonstrations_passed": sum(sample.reward >= config.min_reward for sample in shown),
         "kept": kept,
     }
 
@@ -235,12 +245,31 @@ class RFTBackend(RLBackend):
             agent = Agent(
                 sampler or TransformersBackend.from_loaded(model, tokenizer), agent_config
             )
-            samples = sharded_rollouts(job, agent, config.k)
+            samples = sharded(
+                job,
+                partial(
+                    rollouts,
+                    agent=agent,
+                    pool=job.pool,
+                    k=config.k,
+                    shaper=job.shaper,
+                    tools=job.tools,
+                ),
+            )
             if sampler is not None:
                 job.release_rollout_model()  # free its memory for training
-            job.on_samples(samples)
-            examples = build_examples(samples, config)
-            metrics = round_metrics(round_, samples, len(examples), config)
+            shown = []
+            if config.demonstrations and round_ == 1:
+                player = Agent(TransformersBackend.from_loaded(model, tokenizer), agent_config)
+                shown = sharded(
+                    job,
+                    partial(
+                        demonstrate, agent=player, pool=job.pool, shaper=job.shaper, tools=job.tools
+                    ),
+                )
+            job.on_samples(samples + shown)
+            examples = build_examples(samples + shown, config)
+            metrics = round_metrics(round_, samples, shown, len(examples), config)
             if not examples:
                 job.on_metrics(metrics | {"step": step, "trained": False})
                 break

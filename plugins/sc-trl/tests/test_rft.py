@@ -205,6 +205,33 @@ def test_lora_rounds_merge_and_sample_from_the_trained_weights(tasks, pool, tmp_
 
 
 @needs_model
+def test_demonstrations_are_imitated_where_the_executor_fails_on_its_own(tasks, pool, tmp_path):
+    from sc_core.models import resolve_model
+    from sc_core.toolcalls import FINAL_ANSWER_TOOL
+    from sc_core.train import get_shaper
+
+    metrics, batches = [], []
+    config = RFTConfig(k=1, demonstrations=True, learning_rate=1e-4, batch_size=1)
+    out = RFTBackend(config).train(
+        job(tasks, pool, tmp_path / "ckpt", get_shaper(None), metrics, batches, max_turns=3)
+    )
+    (samples,) = batches
+    own, shown = samples[:2], samples[2:]  # k=1 rollout per task, then one replay per task
+    assert [item.scored.task_id for item in shown] == [task.id for task in tasks]
+    for item in shown:  # each solution's tool call, then final_answer with its result
+        assert item.reward == 1.0 and item.episode.finish == "answer"
+        turns = [m for m in item.episode.messages if m["role"] == "assistant"]
+        assert [turn["tool_calls"][0]["function"]["name"] for turn in turns][-1] == (
+            FINAL_ANSWER_TOOL
+        )
+    summary = metrics[0]
+    assert summary["samples"] == len(own) == 2
+    assert summary["demonstrations"] == summary["demonstrations_passed"] == 2
+    assert summary["trained"] is True and summary["kept"] >= 2
+    assert changed(resolve_model("smollm2"), out)
+
+
+@needs_model
 def test_no_success_saves_the_unchanged_model(tasks, pool, tmp_path):
     from sc_core.models import load_model, resolve_model
 
