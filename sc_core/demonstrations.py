@@ -70,4 +70,5 @@ def demonstrate(
                 continue
             finally:
                 spec.toolset.close()
-    return [Sample(item, shape(item, shaper)) for item in score_episodes(finished, pool)]
+    scored = score_episodes(finished, pool)
+    return [Sample(item, shape(item, shaper), demonstration=True) for item in scored]

@@ -45,13 +45,16 @@ class Sample:
 
     scored: Scored
     reward: float
+    demonstration: bool = False
+    """The episode replays the task's example solution (:mod:`sc_core.demonstrations`); the
+    model sampled none of it."""
 
     @property
     def episode(self):
         return self.scored.episode
 
     def to_dict(self) -> dict[str, Any]:
-        return self.scored.to_dict() | {"reward": self.reward}
+        return self.scored.to_dict() | {"reward": self.reward, "demonstration": self.demonstration}
 
 
 def shape(scored: Scored, shaper: Shaper) -> float:

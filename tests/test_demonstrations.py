@@ -100,6 +100,7 @@ def test_each_solution_replays_as_an_episode_its_verifier_passes(toolset, pool):
     for sample in samples:
         episode = sample.episode
         assert sample.reward == 1.0 and sample.scored.passed, sample.scored.error
+        assert sample.demonstration
         assert episode.finish == "answer" and episode.has_answer and not episode.invalid_turns
         calls = [m for m in episode.messages if m["role"] == "assistant"]
         assert calls[-1]["tool_calls"][0]["function"]["name"] == FINAL_ANSWER_TOOL

@@ -151,10 +151,10 @@ def sharded(job: TrainJob, episodes: Callable[[list], list[Sample]]) -> list[Sam
     return distributed.gather(episodes(mine) if mine else [])
 
 
-def round_metrics(
-    round_: int, samples: list[Sample], shown: list[Sample], kept: int, config: RFTConfig
-) -> dict:
-    """What one round's rollouts (``samples``) and demonstrations (``shown``) looked like."""
+def round_metrics(round_: int, played: list[Sample], kept: int, config: RFTConfig) -> dict:
+    """What one round's rollouts and demonstrations looked like."""
+    samples = [sample for sample in played if not sample.demonstration]
+    shown = [sample for sample in played if sample.demonstration]
     n = len(samples)
     successes = sum(sample.reward >= config.min_reward for sample in samples)
     passed = sum(sample.scored.passed for sample in samples)
@@ -267,9 +267,10 @@ class RFTBackend(RLBackend):
                         demonstrate, agent=player, pool=job.pool, shaper=job.shaper, tools=job.tools
                     ),
                 )
-            job.on_samples(samples + shown)
-            examples = build_examples(samples + shown, config)
-            metrics = round_metrics(round_, samples, shown, len(examples), config)
+            samples += shown
+            job.on_samples(samples)
+            examples = build_examples(samples, config)
+            metrics = round_metrics(round_, samples, len(examples), config)
             if not examples:
                 job.on_metrics(metrics | {"step": step, "trained": False})
                 break

@@ -218,6 +218,8 @@ def test_demonstrations_are_imitated_where_the_executor_fails_on_its_own(tasks, 
     (samples,) = batches
     own, shown = samples[:2], samples[2:]  # k=1 rollout per task, then one replay per task
     assert [item.scored.task_id for item in shown] == [task.id for task in tasks]
+    assert [item.demonstration for item in samples] == [False, False, True, True]
+    assert samples[2].to_dict()["demonstration"] is True  # as the trajectories record it
     for item in shown:  # each solution's tool call, then final_answer with its result
         assert item.reward == 1.0 and item.episode.finish == "answer"
         turns = [m for m in item.episode.messages if m["role"] == "assistant"]
