@@ -38,9 +38,13 @@ def answer_turn(value: Any, fmt: ToolCallFormat, protocol: str) -> str:
 
 def script(task: CodeAsTask, toolset: Toolset, worker: Worker, agent: Agent) -> list[str] | None:
     """The turns that replay ``task``'s solution for ``agent``: each tool call the solution
-    made on a fresh reset, then its answer; None when the solution fails or calls no tool (a
-    demonstration without a call shows nothing a tool-using agent needs)."""
-    toolset.reset(task.seed)
+    made on a fresh reset, then its answer; None when the toolset cannot reset, or the solution
+    fails or calls no tool (a demonstration without a call shows nothing a tool-using agent
+    needs)."""
+    try:
+        toolset.reset(task.seed)
+    except Exception:  # a broken toolset is the task's problem, as in a rollout
+        return None
     outcome = worker.run(task.solution, "solve", [], toolset)
     if not outcome.ok or not outcome.calls:
         return None
@@ -66,8 +70,6 @@ def demonstrate(
                 turns = script(task, spec.toolset, worker, agent)
                 if turns is not None:
                     finished.append((task, agent.replay(spec, turns)))
-            except Exception:  # a toolset that breaks on replay gives no demonstration
-                continue
             finally:
                 spec.toolset.close()
     scored = score_episodes(finished, pool)

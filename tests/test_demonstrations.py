@@ -130,3 +130,15 @@ def test_a_solution_longer_than_the_turn_limit_is_a_failed_demonstration(pool):
     (sample,) = demonstrate([task], agent, pool, get_shaper(None))
     assert sample.episode.finish == "max_turns" and not sample.episode.has_answer
     assert sample.reward == 0.0
+
+
+@needs_tokenizer
+def test_a_toolset_that_cannot_start_gives_no_demonstration(pool):
+    from sc_core.tools import ToolsetSpec
+
+    def broken():
+        raise RuntimeError("no database")
+
+    agent = Agent(TokenizerOnly(), AgentConfig())
+    tools = ToolsetSpec("calculator", factory=broken)
+    assert demonstrate(seeds("calculator"), agent, pool, get_shaper(None), tools) == []
