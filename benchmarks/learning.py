@@ -5,8 +5,9 @@
 
 For each toolset it runs ``sc run`` as a user would, with :data:`RECIPE` (the paper's
 distillation setting on a CPU: the 1.5B model writes the tasks from the toolset's example
-tasks and plays the training episodes; the 0.5B executor learns from its successes by
-rejection fine-tuning with LoRA) or whatever options follow ``--`` instead, evaluated on
+tasks; the 0.5B executor learns by rejection fine-tuning with LoRA from its own successes and
+from each kept task's solution replayed as its episode, ``demonstrations=true``) or whatever
+options follow ``--`` instead, evaluated on
 ``evals/<toolset>.jsonl`` (never trained on, never used as seeds). A run already in
 ``runs/<name>-<toolset>`` is resumed, so a killed benchmark goes on where it stopped. It then
 prints, per toolset and iteration: attempts, the share surviving each filter stage, kept and
@@ -31,9 +32,10 @@ from sc_core.verify import STAGES
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = [
     "--model", "qwen-coder-0.5b", "--strategy", "seeded", "--challenger-model",
-    "qwen-coder-1.5b", "--teacher", "qwen-coder-1.5b", "--tasks-per-iteration", "32",
-    "--max-new-tokens", "256", "--eval-k", "1", "--backend", "rft", "--option", "lora=true",
+    "qwen-coder-1.5b", "--tasks-per-iteration", "48", "--max-turns", "6",
+    "--max-new-tokens", "256", "--eval-k", "2", "--backend", "rft", "--option", "lora=true",
     "--option", "learning_rate=1e-4", "--option", "k=4", "--option", "batch_size=1",
+    "--option", "epochs=2", "--option", "demonstrations=true",
     "--option", "gradient_checkpointing=true",
 ]  # fmt: skip
 """The options the learning figures in the closing notes were measured with."""

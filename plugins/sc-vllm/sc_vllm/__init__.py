@@ -85,6 +85,10 @@ CONCURRENT_SEQUENCES = 64
 """Sequences the CPU KV cache is sized for: more buys nothing on a CPU (68 concurrent episodes
 ran as fast as 136), fewer makes vLLM preempt."""
 MIN_KV_GIB = 0.5
+MAX_MODEL_LEN = 8192
+"""The default context, in tokens, where the model allows it. A challenger's prompt shows the
+tools (about 1,900 tokens for shop in Qwen's template), a state preview and two example tasks:
+up to 4,100 tokens, which left a 4,096-token context no room to write the task."""
 
 
 def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
@@ -94,6 +98,15 @@ def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
     kv_heads = getattr(text, "num_key_value_heads", None) or heads
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     return 2 * text.num_hidden_layers * kv_heads * head_dim * dtype_bytes
+
+
+def default_max_model_len(path: str) -> int:
+    """:data:`MAX_MODEL_LEN`, or the model's ``max_position_embeddings`` where that is less."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    text = getattr(config, "text_config", None) or config
+    return min(MAX_MODEL_LEN, getattr(text, "max_position_embeddings", None) or MAX_MODEL_LEN)
 
 
 def available_memory() -> int:
@@ -133,7 +146,8 @@ class VLLMBackend(ModelBackend):
       vLLM reserves for weights, activations and the KV cache, sc sizes the KV cache itself
       with :func:`cpu_kv_cache_bytes` unless this option, ``kv_cache_gib`` or
       ``VLLM_CPU_KVCACHE_SPACE`` is given),
-    - ``max_model_len`` (default 4096: prompt + completion, in tokens),
+    - ``max_model_len`` (prompt + completion, in tokens; default :data:`MAX_MODEL_LEN`, or the
+      model's own limit where that is less),
     - ``dtype`` (default ``float32`` on CPU, where bfloat16 is slow without AVX512-BF16 and
       greedy output then matches the transformers backend; ``auto`` on GPU),
     - ``kv_cache_gib``: an explicit KV-cache size in GiB instead of the utilization fraction
@@ -159,7 +173,7 @@ class VLLMBackend(ModelBackend):
         model: str,
         *,
         gpu_memory_utilization: float | None = None,
-        max_model_len: int = 4096,
+        max_model_len: int | None = None,
         dtype: str | None = None,
         kv_cache_gib: float | None = None,
         enforce_eager: bool = False,
@@ -172,6 +186,7 @@ class VLLMBackend(ModelBackend):
         from vllm.platforms import current_platform
 
         self.path = resolve_model(model)
+        max_model_len = max_model_len or default_max_model_len(self.path)
         on_cpu = current_platform.is_cpu()
         dtype = dtype or ("float32" if on_cpu else "auto")
         engine_args: dict[str, Any] = {

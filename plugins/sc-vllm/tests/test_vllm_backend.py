@@ -54,6 +54,16 @@ def test_the_cpu_kv_cache_is_sized_from_the_model_and_the_machine(monkeypatch):
     assert sc_vllm.cpu_kv_cache_bytes(path, 4096, 4) == int(sc_vllm.MIN_KV_GIB * 2**30)
 
 
+def test_the_default_context_is_8192_tokens_or_the_models_own_limit(tmp_path):
+    import sc_vllm
+    from transformers import Qwen2Config
+
+    Qwen2Config(max_position_embeddings=32768).save_pretrained(tmp_path / "long")
+    Qwen2Config(max_position_embeddings=2048).save_pretrained(tmp_path / "short")
+    assert sc_vllm.default_max_model_len(str(tmp_path / "long")) == sc_vllm.MAX_MODEL_LEN == 8192
+    assert sc_vllm.default_max_model_len(str(tmp_path / "short")) == 2048
+
+
 def test_token_ids_decode_to_text_and_logprobs(backend):
     tok = backend.tokenizer
     prompt = chat(tok, "Name a colour.")
