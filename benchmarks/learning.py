@@ -3,13 +3,14 @@
     .venv/bin/python benchmarks/learning.py [--tools calculator,shop] [--iterations 2]
         [--name learning] [-- ANY sc run OPTION ...]
 
-For each toolset it runs ``sc run`` as a user would, with :data:`RECIPE` (the paper's
-distillation setting on a CPU: the 1.5B model writes the tasks from the toolset's example
-tasks; the 0.5B executor learns by rejection fine-tuning with LoRA from its own successes and
-from each kept task's solution replayed as its episode, ``demonstrations=true``) or whatever
-options follow ``--`` instead, evaluated on
-``evals/<toolset>.jsonl`` (never trained on, never used as seeds). A run already in
-``runs/<name>-<toolset>`` is resumed, so a killed benchmark goes on where it stopped. It then
+For each toolset it runs ``sc run`` as a user would, with its defaults, which are the recipe
+(the paper's distillation setting on a CPU: qwen-coder-0.5b's paired challenger, the 1.5B,
+writes the tasks from the toolset's example tasks, or by exploring a toolset that has none;
+the 0.5B executor learns by rejection fine-tuning with LoRA from its own successes and from
+each kept task's solution replayed as its episode), or with whatever options follow ``--``,
+evaluated on ``evals/<toolset>.jsonl`` (never trained on, never used as seeds). A run already
+in ``runs/<name>-<toolset>`` is resumed, to ``--iterations`` in all, so a killed benchmark goes
+on where it stopped and a finished one can go on for more iterations. It then
 prints, per toolset and iteration: attempts, the share surviving each filter stage, kept and
 trained-on tasks, the mean training reward, pass@1 and pass@k before and after, and the wall
 time; and, per toolset, pass@1 of the starting model and of the last checkpoint with their
@@ -30,15 +31,6 @@ from sc_core.report import read_metrics, summary_rows
 from sc_core.verify import STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPE = [
-    "--model", "qwen-coder-0.5b", "--strategy", "seeded", "--challenger-model",
-    "qwen-coder-1.5b", "--tasks-per-iteration", "48", "--max-turns", "6",
-    "--max-new-tokens", "256", "--eval-k", "2", "--backend", "rft", "--option", "lora=true",
-    "--option", "learning_rate=1e-4", "--option", "k=4", "--option", "batch_size=1",
-    "--option", "epochs=2", "--option", "demonstrations=true",
-    "--option", "gradient_checkpointing=true",
-]  # fmt: skip
-"""The options the learning figures in the closing notes were measured with."""
 SC = Path(sys.executable).parent / "sc"
 
 
@@ -46,7 +38,7 @@ def run(toolset: str, name: str, iterations: int, extra: list[str]) -> float:
     """``sc run`` for one toolset (resumed if its directory exists); its wall time in seconds."""
     directory = ROOT / "runs" / name
     if directory.is_dir():
-        command = [str(SC), "run", "--name", name, "--resume"]
+        command = [str(SC), "run", "--name", name, "--resume", "--iterations", str(iterations)]
     else:
         command = [str(SC), "run", "--tools", toolset, "--name", name]
         command += ["--iterations", str(iterations)]
@@ -117,7 +109,7 @@ def main() -> None:
     results = []
     for toolset in args.tools.split(","):
         name = f"{args.name}-{toolset}"
-        seconds = run(toolset, name, args.iterations, args.extra or RECIPE)
+        seconds = run(toolset, name, args.iterations, args.extra)
         results.append(table(toolset, read_metrics(ROOT / "runs" / name), seconds))
     print("\n| toolset | pass@1 before | pass@1 after | ratio | gain (points) | goal met |")
     print("|---|---|---|---|---|---|")

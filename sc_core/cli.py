@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
@@ -23,7 +24,7 @@ from .agent import AgentConfig
 from .challenge import ChallengeConfig
 from .errors import ScError
 from .model_sources import model_sources
-from .models import default_model
+from .models import default_challenger, default_model
 from .plugins import call_each, plugin_info, registry
 from .progress import progress_for
 from .report import summary_rows, write_report
@@ -38,6 +39,7 @@ from .verify import FilterReport, Verdict, run_filter
 console = Console(stderr=True)
 stdout = Console(highlight=False)
 MODEL_DEFAULT = "default: qwen-coder-0.5b where installed, else smollm2; see sc models"
+STRATEGY_DEFAULT = "default: seeded where there are example tasks, else explore"
 
 
 def emit_json(data: Any) -> None:
@@ -339,15 +341,22 @@ def verify(
 @click.option("--json", "as_json", is_flag=True, help="Print backends and aliases as JSON.")
 def models(as_json: bool) -> None:
     """List the inference backends, the model aliases (where their weights come from, and
-    whether they are on this machine) and the default model."""
+    whether they are on this machine), the default model and the model that writes its tasks."""
     backends = registry("register_models")
     aliases = {
         alias: {"description": source.description} | source.status().to_dict()
         for alias, source in model_sources().items()
     }
-    default = default_model()
+    default, challenger = default_model(), default_challenger()
     if as_json:
-        emit_json({"backends": sorted(backends), "aliases": aliases, "default": default})
+        emit_json(
+            {
+                "backends": sorted(backends),
+                "aliases": aliases,
+                "default": default,
+                "default_challenger": challenger or default,
+            }
+        )
         return
     table = Table("backend", "description")
     for name, cls in sorted(backends.items()):
@@ -364,7 +373,8 @@ def models(as_json: bool) -> None:
         table.add_row(alias, row["description"], row["where"], here)
     stdout.print(table)
     stdout.print(
-        f"default model: {default}; a spec is [backend:]model, e.g. vllm:smollm2",
+        f"default model: {default}; its tasks are written by {challenger or 'itself'}; a spec "
+        "is [backend:]model, e.g. vllm:smollm2",
         markup=False,
     )
 
@@ -373,10 +383,14 @@ def models(as_json: bool) -> None:
 @tools_option("The toolset to write tasks for.", required=True)
 @click.option("-n", "attempts", type=int, default=20, show_default=True, help="Attempts.")
 @click.option("--model", help=f"Model spec ({MODEL_DEFAULT}).")
-@click.option("--challenger-model", help="A different model to write the tasks (distillation).")
 @click.option(
-    "--strategy", default="explore", show_default=True, cls=ListedOption,
-    listing=registered("register_challengers"), help="Challenger strategy.",
+    "--challenger-model",
+    help="The model that writes the tasks (default: --model's paired challenger, "
+    "qwen-coder-1.5b for qwen-coder-0.5b, else --model itself; see sc models).",
+)
+@click.option(
+    "--strategy", cls=ListedOption, listing=registered("register_challengers"),
+    help=f"Challenger strategy ({STRATEGY_DEFAULT}).",
 )  # fmt: skip
 @click.option("--examples", type=click.Path(dir_okay=False), help="Example tasks for seeded.")
 @click.option("--out", default="tasks.jsonl", show_default=True, help="Kept tasks go here.")
@@ -434,6 +448,8 @@ def challenge(
             f"{saved} holds the attempts of a challenge that did not finish: pass --resume to "
             "go on with them, or remove it"
         )
+    strategy = strategy or api.default_strategy(tools_spec, config.examples)
+    writer = default_challenger(model) if challenger_model is None else challenger_model
     pool = open_pool(sandbox_name, workers, timeout, ray_address)
     with pool, progress_for(console) as progress:
         progress.start(f"challenge ({strategy})", attempts, "attempts")
@@ -446,7 +462,7 @@ def challenge(
         result = api.challenge(
             tools_spec,
             attempts,
-            challenger_model or model,
+            writer or model,
             strategy=strategy,
             config=config,
             seed=seed,
@@ -651,10 +667,15 @@ def train(
     help="Challenger attempts per iteration.",
 )  # fmt: skip
 @click.option(
-    "--strategy", default=RunConfig.strategy, show_default=True, cls=ListedOption,
-    listing=registered("register_challengers"), help="Challenger strategy.",
+    "--strategy", cls=ListedOption, listing=registered("register_challengers"),
+    help=f"Challenger strategy ({STRATEGY_DEFAULT}).",
 )  # fmt: skip
-@click.option("--challenger-model", help="A fixed, different model writes the tasks.")
+@click.option(
+    "--challenger-model",
+    help="A fixed model writes the tasks (default: --model's paired challenger, "
+    "qwen-coder-1.5b for qwen-coder-0.5b; '' or no pair: the executor, see "
+    "--challenger-follows).",
+)
 @click.option(
     "--teacher", help="A stronger model whose rollouts the executor learns from (distillation)."
 )
@@ -710,7 +731,8 @@ def train(
 @click.option(
     "--resume",
     is_flag=True,
-    help="Go on with runs/NAME where it stopped, with the settings in its config.toml.",
+    help="Go on with runs/NAME where it stopped, with the settings in its config.toml "
+    "(--iterations N also given: go on to N iterations).",
 )
 @click.option("--json", "as_json", is_flag=True, help="End with {run_dir, iterations} as JSON.")
 @backend_options
@@ -736,7 +758,9 @@ def run(resume, as_json, options, name, **settings) -> None:
         if resume:
             if not name:
                 raise ScError("--resume needs --name of the run to go on with")
-            loop = Run.resume(runs / name, events=events)
+            given = click.get_current_context().get_parameter_source("iterations")
+            more = settings["iterations"] if given is ParameterSource.COMMANDLINE else None
+            loop = Run.resume(runs / name, iterations=more, events=events)
         else:
             if not settings["tools"]:
                 raise ScError("--tools is required (a toolset name, module, file or scheme:spec)")

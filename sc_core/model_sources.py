@@ -81,6 +81,9 @@ class ModelSource:
     hub id where it exists)."""
     default_rank: int = 0
     """Among registered aliases, the highest rank is the model used when none is given."""
+    challenger: str = ""
+    """The alias of a stronger model that writes this model's tasks when no challenger is
+    named (:func:`sc_core.models.default_challenger`); empty: the model writes its own."""
     name: str = ""
     """The model's name in the cache (``gguf/<name>.gguf``, ``models/<name>``); default: the
     alias, so that aliases of one model can share one conversion."""

@@ -208,6 +208,23 @@ def default_model() -> str:
     return ranked[0][0] if ranked else "smollm2"
 
 
+def default_challenger(spec: str | None = None) -> str:
+    """The model that writes an executor's tasks when none is named: the stronger alias its
+    source pairs it with (``ModelSource.challenger``; the paper's distillation setting), with
+    the executor's backend; "" (the executor itself) for a model with no pair.
+
+    qwen-coder-0.5b is paired with qwen-coder-1.5b: in one iteration of 48 seeded attempts
+    on calculator the 1.5B's tasks were kept 5 times and were solvable; the 0.5B's own
+    explorations kept 0 of 16."""
+    from .model_sources import find_source
+
+    backend, model = parse_model_spec(spec)
+    source = find_source(model)
+    if source is None or not source.challenger or find_source(source.challenger) is None:
+        return ""
+    return source.challenger if spec is None or spec == model else f"{backend}:{source.challenger}"
+
+
 def default_backend() -> str:
     """The backend of a spec that names none: ``SC_BACKEND`` when set, else the installed
     backend of highest ``default_rank`` (vLLM generates several times faster than transformers,

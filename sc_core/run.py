@@ -33,7 +33,13 @@ from . import api, distributed, diversity
 from .agent import AgentConfig
 from .challenge import ChallengeConfig
 from .errors import ScError
-from .models import ModelBackend, default_model, load_model, parse_model_spec
+from .models import (
+    ModelBackend,
+    default_challenger,
+    default_model,
+    load_model,
+    parse_model_spec,
+)
 from .plugins import lookup
 from .sandbox import SandboxPool
 from .task import CodeAsTask, TaskLine, read_tasks, write_json, write_jsonl, write_text
@@ -52,12 +58,15 @@ class RunConfig:
     name: str = ""
     """The run directory is ``runs/<name>``."""
     iterations: int = 1
-    tasks_per_iteration: int = 16
+    tasks_per_iteration: int = 48
     """Challenger attempts per iteration."""
-    strategy: str = "explore"
-    """Challenger strategy."""
-    challenger_model: str = ""
-    """A fixed model that writes the tasks (distillation); empty: the executor's."""
+    strategy: str = ""
+    """Challenger strategy; empty: :func:`sc_core.api.default_strategy` (``seeded`` where the
+    toolset ships example tasks, else ``explore``), resolved when the run is made."""
+    challenger_model: str | None = None
+    """A fixed model that writes the tasks (distillation); empty: the executor's. None: the
+    executor's paired challenger (:func:`sc_core.models.default_challenger`), resolved when
+    the config is made."""
     teacher: str = ""
     """A stronger model whose training rollouts the executor learns from (distillation; its
     tokenizer must be the executor's); empty: the executor's own rollouts."""
@@ -89,11 +98,11 @@ class RunConfig:
     """A fixed evaluation set; empty: a held-out split of the generated tasks."""
     holdout: float = 0.25
     """Share of each iteration's kept tasks held out for evaluation (without ``eval_tasks``)."""
-    eval_k: int = 4
+    eval_k: int = 2
     """Episodes per evaluation task (pass@k)."""
-    max_turns: int = 4
+    max_turns: int = 6
     """Assistant turns per episode, and the challenger's exploration turns."""
-    max_new_tokens: int = 128
+    max_new_tokens: int = 256
     """Tokens per assistant turn (exploration turns included)."""
     max_total_tokens: int = AgentConfig.max_total_tokens
     """Prompt plus everything after it, per episode (explorations included)."""
@@ -116,6 +125,8 @@ class RunConfig:
     """An accelerate config file for the training processes (e.g. DeepSpeed ZeRO-2)."""
 
     def __post_init__(self) -> None:
+        if self.challenger_model is None:
+            self.challenger_model = default_challenger(self.model)
         if self.curriculum:  # its pass rates come from the learnability check
             self.learnability = True
 
@@ -228,12 +239,15 @@ class Run:
         root = runs / config.name
         if root.exists() and any(root.iterdir()):
             raise ScError(f"{root} already exists: pass --resume, or choose another --name")
+        config.strategy = config.strategy or api.default_strategy(config.tools)
         validate(config)
         write_text(root / "config.toml", config.to_toml())
         return cls(config, root, **kwargs)
 
     @classmethod
-    def resume(cls, root: Path, **kwargs: Any) -> Run:
+    def resume(cls, root: Path, iterations: int | None = None, **kwargs: Any) -> Run:
+        """The run saved in ``root``; ``iterations``, when given, replaces its count (saved),
+        so that a finished run can go on for more."""
         path = root / "config.toml"
         if not path.is_file():
             raise ScError(f"{root} is not a run directory (no config.toml)")
@@ -241,6 +255,11 @@ class Run:
             config = RunConfig.from_toml(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, TypeError) as error:
             raise ScError(f"{path}: {error}") from None
+        if iterations is not None and iterations != config.iterations:
+            if iterations < 1:
+                raise ScError("--iterations must be at least 1")
+            config.iterations = iterations
+            write_text(path, config.to_toml())
         return cls(config, root, **kwargs)
 
     def go(self) -> dict[str, Any]:

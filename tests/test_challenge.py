@@ -725,3 +725,16 @@ def test_a_copy_of_a_shown_example_is_not_a_new_task(pool):
     assert new.kept
     assert SeededChallenger.shown(calculator, config) == calculator.create().examples
     assert ExploreChallenger.shown(calculator, config) == []
+
+
+def test_the_default_strategy_shows_examples_where_there_are_some(tmp_path):
+    """seeded needs example tasks: a toolset without them (a user's module of functions) is
+    explored instead, so that `sc run --tools mytools` works with no --strategy."""
+    mine = str(Path(__file__).resolve().parents[1] / "examples" / "mytools.py")
+    assert api_module.default_strategy("calculator") == "seeded"  # ships seed tasks
+    assert api_module.default_strategy(mine) == "explore"
+    example = api_module.toolset("calculator").create().examples[0]
+    assert api_module.default_strategy(mine, (example,)) == "seeded"  # --examples FILE
+    run = Run.create(RunConfig(tools=mine, model="smollm2", name="r"), tmp_path)
+    assert run.config.strategy == "explore"
+    assert 'strategy = "explore"' in (tmp_path / "r" / "config.toml").read_text()  # resumes

@@ -20,6 +20,7 @@ from sc_core.models import (
     cache_dir,
     convert_gguf,
     default_backend,
+    default_challenger,
     default_model,
     load_model,
     parse_model_spec,
@@ -138,6 +139,44 @@ def test_a_run_records_the_default_model_it_resolved():
     assert config.model == default_model()
     assert f'model = "{default_model()}"' in config.to_toml()  # a resume uses the same model
     assert RunConfig.from_toml(config.to_toml()).model == default_model()
+
+
+def paired_sources(monkeypatch) -> None:
+    """Two aliases, the small one paired with the big one as its challenger, beside smollm2."""
+    small = ModelSource("small", "a small model", hub_id="org/small", challenger="big")
+    big = ModelSource("big", "a big model", hub_id="org/big")
+    orphan = ModelSource("orphan", "paired with nothing registered", path="/x", challenger="gone")
+    sources = {"smollm2": SMOLLM2, "small": small, "big": big, "orphan": orphan}
+    monkeypatch.setattr(model_sources, "model_sources", lambda: sources)
+
+
+def test_the_default_challenger_is_the_executors_pair(monkeypatch):
+    paired_sources(monkeypatch)
+    assert default_challenger("small") == "big"
+    assert default_challenger("SMALL") == "big"
+    assert default_challenger("vllm:small") == "vllm:big"  # the executor's backend, named
+    assert default_challenger("transformers:small") == "transformers:big"
+    for unpaired in ("big", "smollm2", "org/other", "orphan"):
+        assert default_challenger(unpaired) == ""  # the executor writes its own tasks
+
+
+def test_the_qwen_plugin_pairs_its_models():
+    sources = model_sources.model_sources()
+    if "qwen-coder-0.5b" not in sources:
+        pytest.skip("sc-qwen-coder is not installed")
+    assert default_challenger("qwen-coder-0.5b") == "qwen-coder-1.5b"
+    assert default_challenger(None) == "qwen-coder-1.5b"  # the default model's pair
+
+
+def test_a_run_records_the_challenger_it_resolved(monkeypatch):
+    from sc_core.run import RunConfig
+
+    paired_sources(monkeypatch)
+    config = RunConfig(tools="calculator", model="small")
+    assert config.challenger_model == "big"
+    assert RunConfig.from_toml(config.to_toml()).challenger_model == "big"  # resumes keep it
+    assert RunConfig(tools="calculator", model="small", challenger_model="").challenger_model == ""
+    assert RunConfig(tools="calculator", model="smollm2").challenger_model == ""
 
 
 def test_aliases_resolve_to_the_cached_conversion(tmp_path, monkeypatch):
@@ -388,6 +427,7 @@ def test_sc_models_json(run_sc):
         assert smollm2["source"] == "package" and smollm2["available"]
         assert smollm2["where"].startswith("package files, installed")
     assert data["default"] == default_model()
+    assert data["default_challenger"] == (default_challenger() or default_model())
 
 
 def test_sc_models_table(run_sc):

@@ -224,6 +224,34 @@ def test_resume_after_a_crash_in_training_repeats_only_that_phase(tmp_path):
     assert (tmp_path / "t/checkpoints/iter-001/config.json").is_file()
 
 
+def test_a_finished_run_resumed_with_more_iterations_goes_on_from_its_last(tmp_path):
+    Run.create(config(), tmp_path).go()
+    Scripted.calls = []
+    phases = []
+    run = Run.resume(
+        tmp_path / "t", iterations=2, events=Events(phase=lambda n, p: phases.append((n, p)))
+    )
+    assert RunConfig.from_toml((tmp_path / "t/config.toml").read_text()).iterations == 2
+    run.go()
+    assert {number for number, _ in phases} == {2}  # iteration 1 is not repeated
+    assert (tmp_path / "t/checkpoints/iter-002/config.json").is_file()
+    with pytest.raises(ScError, match="--iterations must be at least 1"):
+        Run.resume(tmp_path / "t", iterations=0)
+
+
+def test_sc_run_resume_changes_the_count_only_when_iterations_is_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Run.create(config(), Path("runs")).go()
+    saved = Path("runs/t/config.toml")
+    result = CliRunner().invoke(cli, ["run", "--name", "t", "--resume", "--json"])
+    assert result.exit_code == 0, result.output
+    assert RunConfig.from_toml(saved.read_text()).iterations == 1  # the default is not "given"
+    result = CliRunner().invoke(cli, ["run", "--name", "t", "--resume", "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    assert RunConfig.from_toml(saved.read_text()).iterations == 2
+    assert Path("runs/t/iterations/002/eval-after.json").is_file()
+
+
 def test_resume_after_a_crash_in_the_challenge_phase_keeps_the_saved_chunks(tmp_path, monkeypatch):
     Scripted.writes_left = 3  # the first chunk of two is saved; the second dies
     with pytest.raises(RuntimeError, match="engine died"):

@@ -28,6 +28,7 @@ QWEN_CODER_05B = ModelSource(
     hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
     name="Qwen2.5-Coder-0.5B-Instruct",
     default_rank=10,  # the default model where this plugin is installed
+    challenger="qwen-coder-1.5b",  # a small executor learns from a stronger model's tasks
 )
 
 QWEN_CODER_15B = ModelSource(
