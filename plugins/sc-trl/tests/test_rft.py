@@ -139,7 +139,7 @@ def test_training_on_successes_changes_the_weights(tasks, pool, tmp_path):
     from sc_core.models import resolve_model
 
     metrics, batches = [], []
-    config = RFTConfig(k=2, batch_size=2, learning_rate=1e-4)
+    config = RFTConfig(k=2, batch_size=2, demonstrations=False, lora=False)  # every weight
     out = RFTBackend(config).train(
         job(
             tasks,
@@ -182,7 +182,9 @@ def test_lora_rounds_merge_and_sample_from_the_trained_weights(tasks, pool, tmp_
     from sc_core.models import resolve_model
 
     metrics, batches = [], []
-    config = RFTConfig(k=1, rounds=2, learning_rate=1e-3, lora=True, lora_r=4, lora_alpha=8)
+    config = RFTConfig(
+        k=1, rounds=2, epochs=1, demonstrations=False, learning_rate=1e-3, lora_r=4, lora_alpha=8
+    )
     out = RFTBackend(config).train(
         job(
             tasks[:1],
