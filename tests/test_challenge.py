@@ -738,3 +738,36 @@ def test_the_default_strategy_shows_examples_where_there_are_some(tmp_path):
     run = Run.create(RunConfig(tools=mine, model="smollm2", name="r"), tmp_path)
     assert run.config.strategy == "explore"
     assert 'strategy = "explore"' in (tmp_path / "r" / "config.toml").read_text()  # resumes
+
+
+@pytest.mark.parametrize(
+    ("args", "writer"),
+    [
+        ([], "big"),  # the default model's pair
+        (["--model", "small"], "big"),
+        (["--model", "transformers:small"], "transformers:big"),
+        (["--model", "small", "--challenger-model", ""], "small"),  # '': the model itself
+        (["--model", "smollm2"], "smollm2"),  # no pair
+        (["--model", "small", "--challenger-model", "other"], "other"),
+    ],
+)
+def test_sc_challenge_writes_with_the_models_paired_challenger(args, writer, monkeypatch, tmp_path):
+    from sc_core import model_sources
+    from sc_core.default_plugins.smollm2 import SMOLLM2
+    from sc_core.model_sources import ModelSource
+
+    small = ModelSource("small", "s", hub_id="org/small", challenger="big", default_rank=99)
+    sources = {"smollm2": SMOLLM2, "small": small, "big": ModelSource("big", "b", hub_id="o/b")}
+    monkeypatch.setattr(model_sources, "model_sources", lambda: sources)
+    loaded = []
+
+    def record(spec=None, **options):
+        loaded.append(spec)
+        raise ScError("not loaded in this test")
+
+    monkeypatch.setattr(api_module, "load_model", record)
+    out = str(tmp_path / "tasks.jsonl")
+    command = ["challenge", "--tools", "calculator", "-n", "1", "--out", out, *args]
+    result = CliRunner().invoke(cli_module.cli, command)
+    assert str(result.exception) == "not loaded in this test"
+    assert loaded == [writer]
