@@ -128,8 +128,8 @@ def strategy_class(name: str) -> type[Challenger]:
 def default_strategy(tools: Tools, examples: tuple[CodeAsTask, ...] = ()) -> str:
     """The strategy used when none is named: ``seeded`` where example tasks are at hand
     (``examples``, or the toolset's own), else ``explore``, which needs none. Shown examples
-    teach a small model the task format and the environment's real ids: the 1.5B kept 5 of 48
-    seeded calculator attempts, where the 0.5B's own explorations kept 0 of 16."""
+    teach a small model the task format, so a toolset that has them is seeded; one without
+    them (a user's module of functions) still gets tasks."""
     if examples:
         return "seeded"
     instance = toolset(tools).create()

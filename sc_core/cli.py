@@ -462,7 +462,7 @@ def challenge(
         result = api.challenge(
             tools_spec,
             attempts,
-            writer or model,
+            writer or model or default_model(),
             strategy=strategy,
             config=config,
             seed=seed,

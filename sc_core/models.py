@@ -213,9 +213,9 @@ def default_challenger(spec: str | None = None) -> str:
     source pairs it with (``ModelSource.challenger``; the paper's distillation setting), with
     the executor's backend; "" (the executor itself) for a model with no pair.
 
-    qwen-coder-0.5b is paired with qwen-coder-1.5b: in one iteration of 48 seeded attempts
-    on calculator the 1.5B's tasks were kept 5 times and were solvable; the 0.5B's own
-    explorations kept 0 of 16."""
+    qwen-coder-0.5b is paired with qwen-coder-1.5b: the 1.5B's tasks were the first the 0.5B
+    learned from (5 kept of 48 seeded calculator attempts); the 0.5B's own explorations kept
+    0 of 16."""
     from .model_sources import find_source
 
     backend, model = parse_model_spec(spec)

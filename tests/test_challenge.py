@@ -747,6 +747,7 @@ def test_the_default_strategy_shows_examples_where_there_are_some(tmp_path):
         (["--model", "small"], "big"),
         (["--model", "transformers:small"], "transformers:big"),
         (["--model", "small", "--challenger-model", ""], "small"),  # '': the model itself
+        (["--challenger-model", ""], "small"),  # the default model itself
         (["--model", "smollm2"], "smollm2"),  # no pair
         (["--model", "small", "--challenger-model", "other"], "other"),
     ],
