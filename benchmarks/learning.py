@@ -73,7 +73,7 @@ def table(toolset: str, metrics: list[dict], seconds: float) -> dict:
     print(f"\n## {toolset} ({seconds / 60:.1f} min this invocation)")
     print("| iter | attempts | " + " | ".join(STAGES) + " | kept | trained on | reward | "
           "pass@1 before | pass@1 after | pass@k before | pass@k after |")  # fmt: skip
-    print("|" + "---|" * (len(STAGES) + 10))
+    print("|" + "---|" * (len(STAGES) + 9))
     for row in rows:
         stages = filters.get(row["iteration"], {}).get("stages", {})
         attempts = row.get("attempts") or 0
