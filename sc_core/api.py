@@ -152,6 +152,7 @@ def challenge(
     on_verified: Callable[[Verdict], None] | None = None,
     extra: list[TaskLine] | None = None,
     attempts_file: str | os.PathLike | None = None,
+    known: list[CodeAsTask] | None = None,
 ) -> ChallengeResult:
     """``n`` challenger attempts on ``tools``, each candidate through the CaT filter.
 
@@ -161,7 +162,8 @@ def challenge(
     A strategy that needs no model (``needs_model = False``) ignores it, and none is loaded.
     ``extra`` task lines (written elsewhere) join the candidates and pass the same filter.
     ``attempts_file`` saves the attempts as each ``config.chunk`` of them is made; attempts
-    already saved there are not made again, so a killed challenge resumes.
+    already saved there are not made again, so a killed challenge resumes. ``known`` tasks,
+    kept before (a run's earlier iterations), are not new: a copy of one is rejected.
     """
     spec = toolset(tools)
     config = config or ChallengeConfig()
@@ -186,7 +188,9 @@ def challenge(
     lines += extra or []
     with _pool(pool) as opened:
         shown = strategy_type.shown(spec, config)
-        report = run_filter(lines, opened, spec, on_done=on_verified, examples=shown)
+        report = run_filter(
+            lines, opened, spec, on_done=on_verified, examples=shown, known=known or []
+        )
     return ChallengeResult(n, report)
 
 

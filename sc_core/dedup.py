@@ -280,14 +280,21 @@ def _embedded(kept: list[Verdict], places: list[str]) -> _Embedded | None:
 
 
 def mark_duplicates(
-    verdicts: Iterable[Verdict], toolset: str | None = None, examples: Sequence[CodeAsTask] = ()
+    verdicts: Iterable[Verdict],
+    toolset: str | None = None,
+    examples: Sequence[CodeAsTask] = (),
+    known: Sequence[CodeAsTask] = (),
 ) -> None:
     """The ``unique`` stage, in input order: a kept task repeating an earlier kept one (on the
     same toolset: ``toolset`` when it overrides the tasks' own) is rejected with a reason that
     names the earlier task and what they share. So is one that copies an ``example`` (a task
-    the challenger was shown: its instruction, code or meaning, in any environment)."""
+    the challenger was shown: its instruction, code or meaning, in any environment), or a
+    ``known`` task (kept before, such as by a run's earlier iterations: a challenger asked
+    again writes many of the same tasks, and a repeat teaches the executor nothing new)."""
     kept = [verdict for verdict in verdicts if verdict.kept]
-    _mark_copies(kept, examples)
+    _mark_copies(kept, examples, "copies the example")
+    kept = [verdict for verdict in kept if verdict.kept]
+    _mark_copies(kept, known, "repeats the earlier task")
     kept = [verdict for verdict in kept if verdict.kept]
     places = [_place(verdict, toolset) for verdict in kept]
     embedded = _embedded(kept, places)
@@ -315,9 +322,10 @@ def mark_duplicates(
             seen[key] = verdict.id
 
 
-def _mark_copies(kept: list[Verdict], examples: Sequence[CodeAsTask]) -> None:
+def _mark_copies(kept: list[Verdict], examples: Sequence[CodeAsTask], saying: str) -> None:
     """Reject the kept tasks that copy one of ``examples``: the same words, the same code, or
-    the same meaning (:data:`THRESHOLD`, not told apart by their words)."""
+    the same meaning (:data:`THRESHOLD`, not told apart by their words); the reason is
+    ``saying``, the example's id and what they share."""
     if not examples or not kept:
         return
     words = {" ".join(tokens(example.instruction)): example.id for example in examples}
@@ -335,7 +343,7 @@ def _mark_copies(kept: list[Verdict], examples: Sequence[CodeAsTask]) -> None:
             found, why = _closest_example(task, examples, vectors, len(examples) + index)
         if found is not None:
             verdict.kept, verdict.stage = False, "unique"
-            verdict.reason = f"copies the example {found} ({why})"
+            verdict.reason = f"{saying} {found} ({why})"
 
 
 def _closest_example(

@@ -373,6 +373,7 @@ class Run:
             on_attempts=lambda done: self.events.progress(done, config.tasks_per_iteration),
             extra=extra,
             attempts_file=folder / "attempts.jsonl",
+            known=self.kept_before(number),
         )
         kept = result.kept
         heldout = [] if config.eval_tasks else self.split(kept, number)
@@ -414,6 +415,14 @@ class Run:
             return []
         size = max(1, round(len(kept) * self.config.holdout))
         return random.Random(self.config.seed + number).sample(kept, min(size, len(kept) - 1))
+
+    def kept_before(self, number: int) -> list[CodeAsTask]:
+        """The tasks earlier iterations kept (held out ones too): iteration 2 of a calculator
+        run kept, among its 4, the same tax question as iteration 1 and a reworded one."""
+        rows = []
+        for earlier in range(1, number):
+            rows += _rows(self.dir.iteration(earlier) / "kept.jsonl")
+        return [CodeAsTask.from_dict(row) for row in rows]
 
     def eval_set(self, number: int) -> list[CodeAsTask]:
         if self.config.eval_tasks:

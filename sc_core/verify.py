@@ -378,10 +378,12 @@ def run_filter(
     tools: ToolsetSpec | None = None,
     on_done: Callable[[Verdict], None] | None = None,
     examples: Sequence[CodeAsTask] = (),
+    known: Sequence[CodeAsTask] = (),
 ) -> FilterReport:
     """Check every task with the pool's workers in parallel; verdicts keep the input order.
     ``unique`` compares every task with every other, so it runs here, after the others.
-    ``examples``, the tasks a challenger was shown, are not new: a copy of one is a duplicate."""
+    ``examples``, the tasks a challenger was shown, and ``known`` tasks, kept before, are not
+    new: a copy of one is a duplicate."""
     verdicts = pool.map(CheckTasks(tools), list(items), on_done)
-    mark_duplicates(verdicts, tools.spec if tools else None, examples)
+    mark_duplicates(verdicts, tools.spec if tools else None, examples, known)
     return FilterReport(verdicts)

@@ -427,3 +427,23 @@ def test_a_task_that_copies_an_example_is_a_duplicate_in_any_environment(model):
     ]
     assert verdicts[2].reason.startswith("copies the example seed-hyp (similarity 0.9")
     assert verdicts[3].kept
+
+
+def test_a_task_kept_before_is_not_new(model):
+    """A run's earlier iterations count as well: their tasks are ``known``, and a copy of one
+    is rejected with a reason that names it; an example copy still says "example"."""
+    before = CodeAsTask.from_dict(
+        row("t-tax", "A purchase of $100 with 8% tax: what is the total?")
+    )
+    example = CodeAsTask.from_dict(row("seed-hyp", "How long is the hypotenuse for legs 9 and 40?"))
+    verdicts = [
+        kept("again", "a purchase of $100 with 8% tax - what is the total"),
+        kept("shown", "How long is the hypotenuse for legs 9 and 40?"),
+        kept("new", "A car drives 60 km/h for 2 hours. How far does it go?"),
+    ]
+    mark_duplicates(verdicts, examples=[example], known=[before])
+    assert [(v.kept, v.reason) for v in verdicts] == [
+        (False, "repeats the earlier task t-tax (same instruction)"),
+        (False, "copies the example seed-hyp (same instruction)"),
+        (True, None),
+    ]

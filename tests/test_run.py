@@ -252,6 +252,17 @@ def test_sc_run_resume_changes_the_count_only_when_iterations_is_given(tmp_path,
     assert Path("runs/t/iterations/002/eval-after.json").is_file()
 
 
+def test_a_task_an_earlier_iteration_kept_is_not_kept_again(tmp_path, monkeypatch):
+    monkeypatch.setitem(globals(), "NUMBERS", itertools.cycle([2, 3]))  # the same two tasks
+    Run.create(config(iterations=2, tasks_per_iteration=2), tmp_path).go()
+    first, second = (tmp_path / f"t/iterations/00{n}" for n in (1, 2))
+    assert len(rows(first / "kept.jsonl")) == 2
+    assert rows(second / "kept.jsonl") == []
+    kept_ids = [row["id"] for row in rows(first / "kept.jsonl")]
+    reasons = [row["rejection"]["reason"] for row in rows(second / "rejected.jsonl")]
+    assert reasons == [f"repeats the earlier task {i} (same instruction)" for i in kept_ids]
+
+
 def test_resume_after_a_crash_in_the_challenge_phase_keeps_the_saved_chunks(tmp_path, monkeypatch):
     Scripted.writes_left = 3  # the first chunk of two is saved; the second dies
     with pytest.raises(RuntimeError, match="engine died"):
