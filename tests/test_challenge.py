@@ -470,7 +470,9 @@ def test_saved_attempts_of_another_challenge_are_an_error(tmp_path, pool):
         attempts_file=saved,
     )  # fmt: skip
     with pytest.raises(ScError, match="attempts of 'seeded' on 'calculator', not of this"):
-        api_module.challenge(calculator, 2, Scripted(writer(GOOD)), attempts_file=saved)
+        api_module.challenge(
+            calculator, 2, Scripted(writer(GOOD)), strategy="explore", attempts_file=saved
+        )
     other = Scripted(writer(GOOD), model="another-model")
     with pytest.raises(ScError, match="attempts by scripted-model, not another-model"):
         api_module.challenge(calculator, 2, other, strategy="seeded", attempts_file=saved)

@@ -75,7 +75,16 @@ def main(backend: str, model: str, out: str, record_dir: str) -> None:
         )
     else:
         trainer = RFTBackend(
-            RFTConfig(k=1, batch_size=2, temperature=0, min_reward=0, learning_rate=1e-3)
+            RFTConfig(
+                k=1,
+                batch_size=2,
+                epochs=1,
+                temperature=0,
+                min_reward=0,
+                learning_rate=1e-3,
+                demonstrations=False,
+                lora=False,
+            )
         )
     original = transformers.PreTrainedModel.save_pretrained
 

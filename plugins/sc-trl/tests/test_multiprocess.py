@@ -107,6 +107,8 @@ def test_rft_in_two_processes_saves_what_one_process_saves(tiny_model, tmp_path)
     sc += ["--max-turns", "1", "--max-new-tokens", "6", "--workers", "1"]
     for option in ("k=1", "batch_size=2", "temperature=0", "min_reward=0", "learning_rate=1e-3"):
         sc += ["--option", option]
+    for option in ("epochs=1", "demonstrations=false", "lora=false"):  # every weight, once
+        sc += ["--option", option]
     (tmp_path / "zero2.yaml").write_text(ZERO2)
     run([*sc, "--out", "one"], tmp_path)
     run([*sc, "--out", "two", "--processes", "2"], tmp_path)
@@ -159,7 +161,8 @@ def test_sc_runs_training_phase_in_two_processes(tiny_model, calculator_tasks, t
     from sc_core.run import Run, RunConfig
     from sc_core.sandbox import Limits, SandboxPool, get_sandbox
 
-    options = {"k": "1", "batch_size": "2", "temperature": "0", "min_reward": "0"}
+    options = {"k": "1", "batch_size": "2", "temperature": "0", "min_reward": "0", "epochs": "1"}
+    options |= {"demonstrations": "false", "lora": "false"}  # every weight, own episodes only
     config = RunConfig(
         tools="calculator", model=f"transformers:{tiny_model}", name="mp", processes=2,
         max_turns=1, max_new_tokens=6, workers=1, options=options,
