@@ -256,9 +256,8 @@ class Run:
         except (tomllib.TOMLDecodeError, TypeError) as error:
             raise ScError(f"{path}: {error}") from None
         if iterations is not None and iterations != config.iterations:
-            if iterations < 1:
-                raise ScError("--iterations must be at least 1")
             config.iterations = iterations
+            validate(config)
             write_text(path, config.to_toml())
         return cls(config, root, **kwargs)
 
@@ -416,21 +415,22 @@ class Run:
         size = max(1, round(len(kept) * self.config.holdout))
         return random.Random(self.config.seed + number).sample(kept, min(size, len(kept) - 1))
 
+    def tasks_in(self, name: str, last: int) -> list[CodeAsTask]:
+        """The tasks of iterations 1 to ``last`` in their ``name`` files (``kept.jsonl``...)."""
+        rows = []
+        for number in range(1, last + 1):
+            rows += _rows(self.dir.iteration(number) / name)
+        return [CodeAsTask.from_dict(row) for row in rows]
+
     def kept_before(self, number: int) -> list[CodeAsTask]:
         """The tasks earlier iterations kept (held out ones too): iteration 2 of a calculator
         run kept, among its 4, the same tax question as iteration 1 and a reworded one."""
-        rows = []
-        for earlier in range(1, number):
-            rows += _rows(self.dir.iteration(earlier) / "kept.jsonl")
-        return [CodeAsTask.from_dict(row) for row in rows]
+        return self.tasks_in("kept.jsonl", number - 1)
 
     def eval_set(self, number: int) -> list[CodeAsTask]:
         if self.config.eval_tasks:
             return [line.task for line in read_tasks(self.config.eval_tasks) if line.task]
-        tasks = []
-        for earlier in range(1, number + 1):
-            tasks += _rows(self.dir.iteration(earlier) / "heldout.jsonl")
-        return [CodeAsTask.from_dict(row) for row in tasks]
+        return self.tasks_in("heldout.jsonl", number)
 
     def evaluate(
         self,
