@@ -43,7 +43,9 @@ from .tools import Toolset, ToolsetSpec
 CAT_INSTRUCTIONS = """Now write one new task for these tools, with the code that checks it.
 
 The task is solved by calling `tools.NAME(arg=value, ...)` in Python; a call returns the tool's
-JSON result or raises an error. `state` is the environment's JSON state after the solution ran.
+JSON result or raises an error. `answer` is exactly what the solution returns (a number, a string,
+a list...), never a record of the calls. `state` is the environment's JSON state after the
+solution ran.
 {state_line}
 
 Write exactly these parts, in this order:
@@ -58,11 +60,57 @@ def solve(tools):
 </solution>
 <failure>
 def solve(tools):
-    ...  # a plausible but wrong attempt that verify must reject
+    ...  # a plausible mistake (a wrong value, a missed step), not the solution: verify rejects it
 </failure>
-
+{example}
 The tools:
 {signatures}"""
+
+FORMAT_EXAMPLES = {
+    "stateful": """
+A task in this format, for other tools (a to-do list; do not use them, use only the tools below):
+<instruction>Add "buy milk" to my to-do list, then tell me how many items are on it.</instruction>
+<verify>
+def verify(state, answer):
+    texts = [item["text"] for item in state["items"]]
+    return "buy milk" in texts and answer == len(texts)
+</verify>
+<solution>
+def solve(tools):
+    tools.add_item(text="buy milk")
+    return len(tools.list_items())
+</solution>
+<failure>
+def solve(tools):
+    return len(tools.list_items())
+</failure>
+""",
+    "stateless": """
+A task in this format, for other tools (room areas; do not use them, use only the tools below):
+<instruction>My kitchen is 4.5 m by 3.2 m and my hall is 3 m by 1.5 m. What is their total floor \
+area in square metres?</instruction>
+<verify>
+def verify(state, answer):
+    return isinstance(answer, (int, float)) and abs(answer - 18.9) < 0.01
+</verify>
+<solution>
+def solve(tools):
+    kitchen = tools.rectangle_area(width=4.5, height=3.2)
+    hall = tools.rectangle_area(width=3, height=1.5)
+    return kitchen + hall
+</solution>
+<failure>
+def solve(tools):
+    return tools.rectangle_area(width=4.5, height=3.2)
+</failure>
+""",
+}
+"""Worked tasks for a strategy that shows no example of its own (``explore``), one for a
+toolset that keeps state and one for a toolset that does not. Without one, the 1.5B on a module
+of two plain functions kept 0 of 24: its verifiers read ``answer`` as a record of the tool call
+(``answer["arguments"]["celsius"]``) or as a dict (``answer == {"fahrenheit": 77}``) where the
+solution returned 77.0. They are about tools no toolset is likely to have, so a copy fails the
+filter's ``parses`` stage (an unknown tool) rather than teaching nothing."""
 
 EXPLORE_PROMPT = (
     "You are exploring a set of tools to learn what they do and what they return. Call the "
@@ -111,10 +159,15 @@ def state_example(toolset: Toolset, seed: int, limit: int = 1500) -> str:
     return fitting
 
 
+def stateless(example: str) -> bool:
+    """Whether a :func:`state_example` is of a toolset that keeps no state."""
+    return json.loads(example) in ({}, [], None)
+
+
 def state_line(example: str) -> str:
     """What the writing prompt says of the environment: its state before the solution runs,
     and that a task names only what exists there; for a toolset that keeps no state, that."""
-    if json.loads(example) in ({}, [], None):
+    if stateless(example):
         return "This toolset keeps no state: `state` is " + example + "."
     return (
         f"Before the solution runs, the state is: {example}\n"
@@ -139,12 +192,17 @@ def _preview(value: Any, items: int, top: bool = True) -> Any:
     return shown
 
 
-def cat_prompt(toolset: Toolset, seed: int, guidance: str = "") -> str:
-    """The request to write one task: the format, the tools, a state example, and then
-    ``guidance`` (``ChallengeConfig.guidance``, such as a curriculum's), last, where a small
+def cat_prompt(toolset: Toolset, seed: int, guidance: str = "", example: bool = False) -> str:
+    """The request to write one task: the format, a worked task from :data:`FORMAT_EXAMPLES`
+    if ``example`` (for a strategy that shows none of its own), the tools, a state example, and
+    then ``guidance`` (``ChallengeConfig.guidance``, such as a curriculum's), last, where a small
     model reads it just before it writes."""
+    state = state_example(toolset, seed)
+    kind = "stateless" if stateless(state) else "stateful"
     prompt = CAT_INSTRUCTIONS.format(
-        signatures=signatures(toolset), state_line=state_line(state_example(toolset, seed))
+        signatures=signatures(toolset),
+        state_line=state_line(state),
+        example=FORMAT_EXAMPLES[kind] if example else "",
     )
     return f"{prompt}\n\n{guidance.strip()}" if guidance.strip() else prompt
 

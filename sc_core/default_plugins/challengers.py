@@ -53,7 +53,7 @@ class ExploreChallenger(Challenger):
             conversations = [
                 [
                     *episode.messages,
-                    {"role": "user", "content": cat_prompt(instance, seed, guidance)},
+                    {"role": "user", "content": cat_prompt(instance, seed, guidance, example=True)},
                 ]
                 for episode, instance, seed in zip(episodes, instances, seeds, strict=True)
             ]

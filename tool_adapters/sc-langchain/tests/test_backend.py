@@ -187,7 +187,7 @@ def test_explore_challenger(calculator):
     for seed, call in zip([1, 2], sorted(writes, key=lambda c: c[-1].content), strict=True):
         assert EXPLORE_PROMPT in call[0].content
         assert HumanMessage("Tool result (multiply): 42") in call  # the exploration's result
-        assert call[-1].content.startswith(cat_prompt(calculator.create(), seed))
+        assert call[-1].content.startswith(cat_prompt(calculator.create(), seed, example=True))
         assert call[-1].content.endswith("Begin your reply with <instruction>")
 
 
@@ -214,7 +214,7 @@ def test_langchain_fake_chat_models_as_challengers(calculator):
     [line] = ExploreChallenger(LangChainChatBackend(fake)).candidates(calculator, [7])
     assert line.task is not None and line.task.solution.startswith("def solve(tools):")
     assert recorder.calls[1][-1] == HumanMessage("Tool result (multiply): 42")
-    assert cat_prompt(calculator.create(), 7) in recorder.calls[2][-1].content
+    assert cat_prompt(calculator.create(), 7, example=True) in recorder.calls[2][-1].content
     # a model that writes only the continuation of "<instruction>"
     fake = FakeListChatModel(responses=[TASK.removeprefix(WRITE_PREFIX)])
     [line] = SeededChallenger(LangChainChatBackend(fake)).candidates(calculator, [7])
