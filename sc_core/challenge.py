@@ -43,9 +43,7 @@ from .tools import Toolset, ToolsetSpec
 CAT_INSTRUCTIONS = """Now write one new task for these tools, with the code that checks it.
 
 The task is solved by calling `tools.NAME(arg=value, ...)` in Python; a call returns the tool's
-JSON result or raises an error. `answer` is exactly what the solution returns (a number, a string,
-a list...), never a record of the calls. `state` is the environment's JSON state after the
-solution ran.
+JSON result or raises an error. `state` is the environment's JSON state after the solution ran.
 {state_line}
 
 Write exactly these parts, in this order:
@@ -60,7 +58,7 @@ def solve(tools):
 </solution>
 <failure>
 def solve(tools):
-    ...  # a plausible mistake (a wrong value, a missed step), not the solution: verify rejects it
+    ...  # a plausible but wrong attempt that verify must reject
 </failure>
 {example}
 The tools:
@@ -68,7 +66,9 @@ The tools:
 
 FORMAT_EXAMPLES = {
     "stateful": """
-A task in this format, for other tools (a to-do list; do not use them, use only the tools below):
+A task in this format, for other tools (a to-do list; do not use them, use only the tools below).
+`answer` is exactly what the solution returns (a number, a string, a list...), never a record of
+the tool calls:
 <instruction>Add "buy milk" to my to-do list, then tell me how many items are on it.</instruction>
 <verify>
 def verify(state, answer):
@@ -86,7 +86,9 @@ def solve(tools):
 </failure>
 """,
     "stateless": """
-A task in this format, for other tools (room areas; do not use them, use only the tools below):
+A task in this format, for other tools (room areas; do not use them, use only the tools below).
+`answer` is exactly what the solution returns (a number, a string, a list...), never a record of
+the tool calls:
 <instruction>My kitchen is 4.5 m by 3.2 m and my hall is 3 m by 1.5 m. What is their total floor \
 area in square metres?</instruction>
 <verify>
