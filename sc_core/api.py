@@ -130,13 +130,7 @@ def default_strategy(tools: Tools, examples: tuple[CodeAsTask, ...] = ()) -> str
     (``examples``, or the toolset's own), else ``explore``, which needs none. Shown examples
     teach a small model the task format, so a toolset that has them is seeded; one without
     them (a user's module of functions) still gets tasks."""
-    if examples:
-        return "seeded"
-    instance = toolset(tools).create()
-    try:
-        return "seeded" if instance.examples else "explore"
-    finally:
-        instance.close()
+    return "seeded" if examples or toolset(tools).examples() else "explore"
 
 
 def challenge(

@@ -227,6 +227,15 @@ class ToolsetSpec:
     def create(self) -> Toolset:
         return self.factory()
 
+    def examples(self) -> list[CodeAsTask]:
+        """The example tasks the toolset ships (its ``EXAMPLES``), read from a fresh instance
+        that is closed again."""
+        instance = self.create()
+        try:
+            return list(instance.examples)
+        finally:
+            instance.close()
+
 
 def import_target(spec: str) -> Any:
     """Import ``module``, ``module:attr``, ``path/file.py`` or ``path/file.py:attr``."""

@@ -78,13 +78,7 @@ class SeededChallenger(Challenger):
     @classmethod
     def shown(cls, toolset: ToolsetSpec, config: ChallengeConfig) -> list[CodeAsTask]:
         """``config.examples``, else the toolset's own."""
-        if config.examples:
-            return list(config.examples)
-        instance = toolset.create()
-        try:
-            return list(instance.examples)
-        finally:
-            instance.close()
+        return list(config.examples) or toolset.examples()
 
     def attempt(
         self, toolset: ToolsetSpec, seeds: list[int], on_step: Callable[[int], None] | None = None

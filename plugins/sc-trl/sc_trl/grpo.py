@@ -20,7 +20,6 @@ import dataclasses
 import importlib.util
 import math
 import tempfile
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from sc_core.models import Generation, ModelBackend, SamplingParams
 from sc_core.train import RLBackend, Sample, TrainJob
 
 from .checkpoint import save
+from .quiet import quiet
 
 
 @dataclass
@@ -188,32 +188,6 @@ def _eval_mode(model: Any) -> Iterator[None]:
         model.train(was_training)
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """No progress bars (datasets, model loading and saving), no transformers info chatter and
-    no TRL experimental-API warning while training."""
-    import datasets
-    import transformers
-    from transformers.utils import logging as hf_logging
-
-    datasets_bars_off = datasets.utils.are_progress_bars_disabled()
-    hf_bars_on = hf_logging.is_progress_bar_enabled()
-    verbosity = transformers.logging.get_verbosity()
-    datasets.utils.disable_progress_bars()
-    hf_logging.disable_progress_bar()
-    transformers.logging.set_verbosity_error()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*rollout_func.*")
-            yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        if hf_bars_on:
-            hf_logging.enable_progress_bar()
-        if not datasets_bars_off:
-            datasets.utils.enable_progress_bars()
-
-
 class GRPOBackend(RLBackend):
     """Group-relative policy optimisation on multi-turn tool episodes, through TRL."""
 
@@ -238,7 +212,7 @@ class GRPOBackend(RLBackend):
             raise ScError("grpo: no tasks to train on")
         job = job.for_this_process()
         path = resolve_model(job.model)
-        with tempfile.TemporaryDirectory(prefix="sc-grpo-") as scratch, _quiet():
+        with tempfile.TemporaryDirectory(prefix="sc-grpo-") as scratch, quiet():
             try:
                 tokenizer = AutoTokenizer.from_pretrained(path)
                 model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)

@@ -13,11 +13,10 @@ torch, transformers, trl and peft are imported when training starts, not when sc
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,6 +28,7 @@ from sc_core.errors import ScError
 from sc_core.train import RLBackend, Sample, TrainJob, rollouts
 
 from .checkpoint import save
+from .quiet import quiet
 
 IGNORE = -100
 """The label transformers' loss skips."""
@@ -178,29 +178,6 @@ def round_metrics(round_: int, played: list[Sample], kept: int, config: RFTConfi
     }
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """No progress bars (datasets, loading and saving weights) and no transformers info chatter
-    while training; the previous settings come back afterwards."""
-    import datasets
-    import transformers
-
-    bars_were_off = datasets.utils.are_progress_bars_disabled()
-    bar_was_on = transformers.utils.logging.is_progress_bar_enabled()
-    verbosity = transformers.logging.get_verbosity()
-    datasets.utils.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        if bar_was_on:
-            transformers.utils.logging.enable_progress_bar()
-        if not bars_were_off:
-            datasets.utils.enable_progress_bars()
-
-
 class RFTBackend(RLBackend):
     """Rejection fine-tuning on the executor's own successful episodes."""
 
@@ -211,7 +188,7 @@ class RFTBackend(RLBackend):
         import torch
 
         distributed.name_deepspeed_accelerator(torch.cuda.is_available())
-        with _quiet():
+        with quiet():
             return self._train(job)
 
     def _train(self, job: TrainJob) -> Path:
