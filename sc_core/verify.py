@@ -257,7 +257,13 @@ class TaskChecker:
                 except ValueError:
                     failure_score = 0.0  # a verifier that chokes on a wrong answer rejects it
                 if failure_score >= 1:
-                    raise Rejected("failures_fail", f"failure case {number} passes verify")
+                    same = _canonical([failed.value, failed_state]) == _canonical(
+                        [solved.value, state]
+                    )
+                    # a copy of the solution (the usual case with small challengers) says nothing
+                    # of the verifier: say so, rather than leave it to look lenient
+                    copy = ": it gives the solution's answer and state" if same else ""
+                    raise Rejected("failures_fail", f"failure case {number} passes verify{copy}")
             # in another process: ids, hashes and addresses differ between processes, not runs
             again, again_state = self._solve(
                 worker.twin, toolset, task, task.solution, "deterministic"

@@ -232,7 +232,7 @@ def acceptance_rows() -> list:
                 [KITCHEN_SOLUTION],
             ),
             "failures_fail",
-            "failure case 1 passes verify",
+            "failure case 1 passes verify: it gives the solution's answer and state",
         ),
         (
             task(
