@@ -108,11 +108,14 @@ def solve(tools):
 """,
 }
 """Worked tasks for a strategy that shows no example of its own (``explore``), one for a
-toolset that keeps state and one for a toolset that does not. Without one, the 1.5B on a module
-of two plain functions kept 0 of 24: its verifiers read ``answer`` as a record of the tool call
+toolset that keeps state and one for a toolset that does not. Without one, the 1.5B exploring a
+module of two plain functions wrote verifiers that read ``answer`` as a record of the tool call
 (``answer["arguments"]["celsius"]``) or as a dict (``answer == {"fahrenheit": 77}``) where the
-solution returned 77.0. They are about tools no toolset is likely to have, so a copy fails the
-filter's ``parses`` stage (an unknown tool) rather than teaching nothing."""
+solution returned 77.0: 1 solution of 24 passed its verifier, against 9 with the worked task.
+They are about tools no toolset is likely to have, so a copy fails the filter's ``parses``
+stage (an unknown tool) rather than teaching nothing. Only ``explore`` shows one: ``seeded``
+shows real examples, and there the answer sentence, with two more hints, cut the calculator
+tasks kept from 5 of 48 to 2."""
 
 EXPLORE_PROMPT = (
     "You are exploring a set of tools to learn what they do and what they return. Call the "
