@@ -82,6 +82,11 @@ def solve(tools):
 </solution>
 <failure>
 def solve(tools):
+    return len(tools.list_items())  # the mistake: it never adds the item
+</failure>
+<failure>
+def solve(tools):
+    tools.add_item(text="buy bread")  # the mistake: the wrong item
     return len(tools.list_items())
 </failure>
 """,
@@ -103,7 +108,13 @@ def solve(tools):
 </solution>
 <failure>
 def solve(tools):
-    return tools.rectangle_area(width=4.5, height=3.2)
+    return tools.rectangle_area(width=4.5, height=3.2)  # the mistake: it leaves out the hall
+</failure>
+<failure>
+def solve(tools):
+    kitchen = tools.rectangle_area(width=4.5, height=2.3)  # the mistake: a wrong value
+    hall = tools.rectangle_area(width=3, height=1.5)
+    return kitchen + hall
 </failure>
 """,
 }
@@ -111,11 +122,13 @@ def solve(tools):
 toolset that keeps state and one for a toolset that does not. Without one, the 1.5B exploring a
 module of two plain functions wrote verifiers that read ``answer`` as a record of the tool call
 (``answer["arguments"]["celsius"]``) or as a dict (``answer == {"fahrenheit": 77}``) where the
-solution returned 77.0: 1 solution of 24 passed its verifier, against 9 with the worked task.
-They are about tools no toolset is likely to have, so a copy fails the filter's ``parses``
-stage (an unknown tool) rather than teaching nothing. Only ``explore`` shows one: ``seeded``
-shows real examples, and there the answer sentence, with two more hints, cut the calculator
-tasks kept from 5 of 48 to 2."""
+solution returned 77.0: 1 solution of 24 passed its verifier, against 9 with a worked task.
+Each failure case says what its mistake is: without that, the model's failure cases copied its
+solution (8 of the 9 rejected at ``failures_fail`` gave its answer) and 0 of 24 were kept; with
+it, 4 were. The tasks are about tools no toolset is likely to have, so a copy fails the filter's
+``parses`` stage (an unknown tool) rather than teaching nothing. Only ``explore`` shows one:
+``seeded`` shows real examples, and there the answer sentence, with two more hints, cut the
+calculator tasks kept from 5 of 48 to 2."""
 
 EXPLORE_PROMPT = (
     "You are exploring a set of tools to learn what they do and what they return. Call the "
