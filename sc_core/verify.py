@@ -248,6 +248,7 @@ class TaskChecker:
                     "solution_passes",
                     f"verify gave the solution {solution_score:g} (answer {answer})",
                 )
+            expected = _canonical([solved.value, state])  # what a copy and a rerun give
             for number, failure in enumerate(task.failures, 1):
                 failed, failed_state = self._solve(worker, toolset, task, failure, "failures_fail")
                 if not failed.ok:
@@ -257,9 +258,7 @@ class TaskChecker:
                 except ValueError:
                     failure_score = 0.0  # a verifier that chokes on a wrong answer rejects it
                 if failure_score >= 1:
-                    same = _canonical([failed.value, failed_state]) == _canonical(
-                        [solved.value, state]
-                    )
+                    same = _canonical([failed.value, failed_state]) == expected
                     # a copy of the solution (the usual case with small challengers) says nothing
                     # of the verifier: say so, rather than leave it to look lenient
                     copy = ": it gives the solution's answer and state" if same else ""
@@ -268,9 +267,7 @@ class TaskChecker:
             again, again_state = self._solve(
                 worker.twin, toolset, task, task.solution, "deterministic"
             )
-            if not again.ok or _canonical([again.value, again_state]) != _canonical(
-                [solved.value, state]
-            ):
+            if not again.ok or _canonical([again.value, again_state]) != expected:
                 raise Rejected("deterministic", "a second run of the solution gave another result")
             fresh = self._check_strict(worker, toolset, task, solved.value, state)
         environment = hashlib.sha256(_canonical(fresh).encode()).hexdigest()
