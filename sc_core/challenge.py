@@ -65,10 +65,9 @@ The tools:
 {signatures}"""
 
 FORMAT_EXAMPLES = {
-    "stateful": """
-A task in this format, for other tools (a to-do list; do not use them, use only the tools below).
-`answer` is exactly what the solution returns (a number, a string, a list...), never a record of
-the tool calls:
+    "stateful": (
+        "a to-do list",
+        """\
 <instruction>Add "buy milk" to my to-do list, then tell me how many items are on it.</instruction>
 <verify>
 def verify(state, answer):
@@ -90,10 +89,10 @@ def solve(tools):
     return len(tools.list_items())
 </failure>
 """,
-    "stateless": """
-A task in this format, for other tools (room areas; do not use them, use only the tools below).
-`answer` is exactly what the solution returns (a number, a string, a list...), never a record of
-the tool calls:
+    ),
+    "stateless": (
+        "room areas",
+        """\
 <instruction>My kitchen is 4.5 m by 3.2 m and my hall is 3 m by 1.5 m. What is their total floor \
 area in square metres?</instruction>
 <verify>
@@ -117,18 +116,31 @@ def solve(tools):
     return kitchen + hall
 </failure>
 """,
+    ),
 }
-"""Worked tasks for a strategy that shows no example of its own (``explore``), one for a
-toolset that keeps state and one for a toolset that does not. Without one, the 1.5B exploring a
-module of two plain functions wrote verifiers that read ``answer`` as a record of the tool call
-(``answer["arguments"]["celsius"]``) or as a dict (``answer == {"fahrenheit": 77}``) where the
-solution returned 77.0: 1 solution of 24 passed its verifier, against 9 with a worked task.
-Each failure case says what its mistake is: without that, the model's failure cases copied its
-solution (8 of the 9 rejected at ``failures_fail`` gave its answer) and 0 of 24 were kept; with
-it, 4 were. The tasks are about tools no toolset is likely to have, so a copy fails the filter's
-``parses`` stage (an unknown tool) rather than teaching nothing. Only ``explore`` shows one:
-``seeded`` shows real examples, and there the answer sentence, with two more hints, cut the
-calculator tasks kept from 5 of 48 to 2."""
+"""Worked tasks (what their tools are about, the task) for a strategy that shows no example of its
+own (``explore``), one for a toolset that keeps state and one for a toolset that does not.
+Without one, the 1.5B exploring a module of two plain functions wrote verifiers that read
+``answer`` as a record of the tool call (``answer["arguments"]["celsius"]``) or as a dict
+(``answer == {"fahrenheit": 77}``) where the solution returned 77.0: 1 solution of 24 passed its
+verifier, against 9 with a worked task. Each failure case says what its mistake is: without
+that, the model's failure cases copied its solution (8 of the 9 rejected at ``failures_fail``
+gave its answer) and 0 of 24 were kept; with it, 4 were. The tasks are about tools no toolset is
+likely to have, so a copy fails the filter's ``parses`` stage (an unknown tool) rather than
+teaching nothing. Only ``explore`` shows one: ``seeded`` shows real examples, and there the
+answer sentence, with two more hints, cut the calculator tasks kept from 5 of 48 to 2."""
+
+
+def worked_task(kind: str) -> str:
+    """The worked task of :data:`FORMAT_EXAMPLES` for ``kind`` (``stateful`` or ``stateless``),
+    as the writing prompt shows it: said to be about other tools, and what ``answer`` is."""
+    about, task = FORMAT_EXAMPLES[kind]
+    return (
+        f"\nA task in this format, for other tools ({about}; do not use them, use only the tools "
+        "below).\n`answer` is exactly what the solution returns (a number, a string, a list...), "
+        f"never a record of\nthe tool calls:\n{task}"
+    )
+
 
 EXPLORE_PROMPT = (
     "You are exploring a set of tools to learn what they do and what they return. Call the "
@@ -211,16 +223,16 @@ def _preview(value: Any, items: int, top: bool = True) -> Any:
 
 
 def cat_prompt(toolset: Toolset, seed: int, guidance: str = "", example: bool = False) -> str:
-    """The request to write one task: the format, a worked task from :data:`FORMAT_EXAMPLES`
-    if ``example`` (for a strategy that shows none of its own), the tools, a state example, and
-    then ``guidance`` (``ChallengeConfig.guidance``, such as a curriculum's), last, where a small
-    model reads it just before it writes."""
+    """The request to write one task: the format, a :func:`worked_task` if ``example`` (for a
+    strategy that shows none of its own), the tools, a state example, and then ``guidance``
+    (``ChallengeConfig.guidance``, such as a curriculum's), last, where a small model reads it
+    just before it writes."""
     state = state_example(toolset, seed)
     kind = "stateless" if stateless(state) else "stateful"
     prompt = CAT_INSTRUCTIONS.format(
         signatures=signatures(toolset),
         state_line=state_line(state),
-        example=FORMAT_EXAMPLES[kind] if example else "",
+        example=worked_task(kind) if example else "",
     )
     return f"{prompt}\n\n{guidance.strip()}" if guidance.strip() else prompt
 

@@ -24,7 +24,6 @@ import sc_core.cli as cli_module
 from sc_core.challenge import (
     CAT_INSTRUCTIONS,
     EXPLORE_PROMPT,
-    FORMAT_EXAMPLES,
     WRITE_PREFIX,
     Attempt,
     ChallengeConfig,
@@ -35,6 +34,7 @@ from sc_core.challenge import (
     state_example,
     state_line,
     task_lines,
+    worked_task,
 )
 from sc_core.default_plugins.challengers import ExploreChallenger, SeededChallenger
 from sc_core.errors import ScError
@@ -274,7 +274,7 @@ def test_explore_runs_the_tools_then_writes_with_provenance():
         fresh.reset(seed)
         assert f"the state is: {json.dumps(fresh.state())}\n" in prompt  # reset after exploring
         assert '"celsius": 25' in prompt and '"target": 25.0' in prompt  # the exploration
-        assert FORMAT_EXAMPLES["stateful"] in prompt  # the thermostat keeps state
+        assert worked_task("stateful") in prompt  # the thermostat keeps state
     assert backend.params[-1].max_new_tokens == 99
 
     good, bad = lines
@@ -302,8 +302,8 @@ def test_explore_shows_a_worked_task_for_a_toolset_like_the_one_it_writes_for():
     backend = Scripted(explore_script(GOOD))  # mytools has no get_room: exploring errs, fine
     ExploreChallenger(backend, ChallengeConfig(explore_turns=1)).attempt(load_toolset(MYTOOLS), [0])
     (prompt,) = [prompt for prompt in backend.prompts if WRITE_MARK in prompt]
-    assert FORMAT_EXAMPLES["stateless"] in prompt
-    assert FORMAT_EXAMPLES["stateful"] not in prompt
+    assert worked_task("stateless") in prompt
+    assert worked_task("stateful") not in prompt
     # the example comes before the tools the task is for, and says it is about other tools
     assert prompt.index("for other tools") < prompt.index("tools.celsius_to_fahrenheit(")
 
@@ -318,7 +318,7 @@ def test_seeded_shows_its_examples_and_no_worked_task_about_other_tools():
 def test_a_copy_of_the_worked_task_is_rejected_as_calling_unknown_tools(kind, toolset, pool):
     """The worked tasks are about tools a toolset is unlikely to have: a copy fails at once."""
     spec = load_toolset(toolset)
-    copy = Attempt(0, WRITE_PREFIX + after_prefix(FORMAT_EXAMPLES[kind]))
+    copy = Attempt(0, WRITE_PREFIX + after_prefix(worked_task(kind)))
     (verdict,) = run_filter(task_lines([copy], toolset, "explore", "m"), pool, spec).verdicts
     assert (verdict.kept, verdict.stage) == (False, "parses")
     assert verdict.reason.startswith("solution calls unknown tool")
