@@ -160,8 +160,10 @@ def test_episodes_survive_a_server_killed_mid_run(pair):
     answered, at_kill = model.endpoints.answered, []
 
     def kill_once_both_answered() -> None:
-        while answered[first] < 3 or answered[second] < 3:
-            time.sleep(0.05)
+        # Between two turns no request is in flight; wait for one, so that the kill cuts it.
+        in_flight = model.endpoints.in_flight
+        while answered[first] < 3 or answered[second] < 3 or in_flight[second] == 0:
+            time.sleep(0.01)
         at_kill.extend([model.endpoints.in_flight[second], answered[first]])
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(timeout=30)
