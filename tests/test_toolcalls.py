@@ -643,6 +643,38 @@ def test_hermes_bare_json_call_of_an_unknown_tool_is_an_error_not_an_answer():
     assert_answer(HermesFormat().parse('{"name": "Ada", "age": 36}'), {"name": "Ada", "age": 36})
 
 
+@pytest.mark.parametrize(
+    ("text", "expression"),
+    [  # the trained Qwen2.5-Coder-0.5B on evals/calculator.jsonl, the same turn six times
+        (
+            '{"name": "final_answer", "arguments": {"answer": 4.75 * 3 + 1.20 * 2}}',
+            "4.75 * 3 + 1.20 * 2",
+        ),
+        ('{"name": "multiply", "arguments": {"a": 22.40, "b": 40 + 6 * 1.5}}', "40 + 6 * 1.5"),
+        (
+            '{"name": "final_answer", "arguments": {"answer": (82 + 91 + 77 + 68 + 95) / 5}}',
+            "(82 + 91 + 77 + 68 + 95) / 5",
+        ),
+        ('<tool_call>{"name": "add", "arguments": {"a": 2 ** 10, "b": 1}}</tool_call>', "2 ** 10"),
+    ],
+)
+def test_arithmetic_where_a_value_goes_is_named_with_what_to_do(text, expression):
+    names = {"add", "multiply", "final_answer"}
+    for fmt in (HermesFormat(), Llama3JsonFormat()):
+        turn = fmt.parse(text, tool_names=names)
+        assert_invalid(turn, f"an argument is arithmetic, {expression}, but arguments are values")
+
+
+def test_other_malformed_json_keeps_the_decoder_message():
+    names = {"add"}
+    for text in (
+        '{"name": "add", "arguments": {"a": -3.75, "b": 2 x}}',  # a number is not arithmetic
+        '{"name": "add", "arguments": {"a": "1 + 2" "b": 3}}',  # arithmetic in a string is text
+    ):
+        turn = HermesFormat().parse(text, tool_names=names)
+        assert_invalid(turn, "malformed JSON tool call: Expecting")
+
+
 def test_think_blocks_are_dropped():
     text = (
         '<think>Maybe <tool_call>{"name": "wrong", "arguments": {}}</tool_call></think>\n'
