@@ -164,7 +164,7 @@ def test_episodes_survive_a_server_killed_mid_run(pair):
         in_flight = model.endpoints.in_flight
         while answered[first] < 3 or answered[second] < 3 or in_flight[second] == 0:
             time.sleep(0.01)
-        at_kill.extend([model.endpoints.in_flight[second], answered[first]])
+        at_kill.extend([in_flight[second], answered[first]])
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(timeout=30)
 

@@ -645,7 +645,7 @@ def test_hermes_bare_json_call_of_an_unknown_tool_is_an_error_not_an_answer():
 
 @pytest.mark.parametrize(
     ("text", "expression"),
-    [  # the trained Qwen2.5-Coder-0.5B on evals/calculator.jsonl, the same turn six times
+    [  # the first three: the trained Qwen2.5-Coder-0.5B on evals/calculator.jsonl
         (
             '{"name": "final_answer", "arguments": {"answer": 4.75 * 3 + 1.20 * 2}}',
             "4.75 * 3 + 1.20 * 2",
