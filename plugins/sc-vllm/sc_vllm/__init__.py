@@ -20,6 +20,7 @@ from typing import Any
 
 from sc_core import hookimpl
 from sc_core.errors import ScError
+from sc_core.model_sources import load_error
 from sc_core.models import (
     Generation,
     ModelBackend,
@@ -100,11 +101,9 @@ def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
     return 2 * text.num_hidden_layers * kv_heads * head_dim * dtype_bytes
 
 
-def default_max_model_len(path: str) -> int:
-    """:data:`MAX_MODEL_LEN`, or the model's ``max_position_embeddings`` where that is less."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(path)
+def default_max_model_len(config: Any) -> int:
+    """:data:`MAX_MODEL_LEN`, or the ``max_position_embeddings`` of a model with this HF config
+    where that is less."""
     text = getattr(config, "text_config", None) or config
     return min(MAX_MODEL_LEN, getattr(text, "max_position_embeddings", None) or MAX_MODEL_LEN)
 
@@ -120,17 +119,15 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def cpu_kv_cache_bytes(path: str, max_model_len: int, dtype_bytes: int) -> int:
-    """A CPU KV cache sized from the model and the machine: room for
+def cpu_kv_cache_bytes(config: Any, path: str, max_model_len: int, dtype_bytes: int) -> int:
+    """A CPU KV cache sized from the model (its HF ``config``, its weights in ``path``) and the
+    machine: room for
     ``CONCURRENT_SEQUENCES`` sequences of ``max_model_len`` tokens, but at most 40% of the
     memory left once the weights are loaded (training, sandboxes and the weights' second copy
     in this process need the rest), and at least ``MIN_KV_GIB``.
 
     vLLM's own default on CPU is a fraction of all RAM for weights and cache together, which
     cannot hold a 0.5B model in float32 ("requested memory for kv -0.71/3.54 GiB")."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(path)
     wanted = CONCURRENT_SEQUENCES * max_model_len * kv_bytes_per_token(config, dtype_bytes)
     weights = sum(f.stat().st_size for f in Path(path).glob("*.safetensors"))
     spare = max(0, available_memory() - weights)
@@ -182,11 +179,16 @@ class VLLMBackend(ModelBackend):
     ) -> None:
         super().__init__(model, **options)
         vllm = import_vllm()
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
         from vllm.platforms import current_platform
 
         self.path = resolve_model(model)
-        max_model_len = max_model_len or default_max_model_len(self.path)
+        try:  # a name that is no alias, no folder and not on a reachable hub fails here
+            config = AutoConfig.from_pretrained(self.path)
+            self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+        except (OSError, ValueError) as error:
+            raise load_error(model, error) from None
+        max_model_len = max_model_len or default_max_model_len(config)
         on_cpu = current_platform.is_cpu()
         dtype = dtype or ("float32" if on_cpu else "auto")
         engine_args: dict[str, Any] = {
@@ -212,10 +214,9 @@ class VLLMBackend(ModelBackend):
         ):
             dtype_bytes = 4 if dtype == "float32" else 2
             engine_args["kv_cache_memory_bytes"] = cpu_kv_cache_bytes(
-                self.path, int(max_model_len), dtype_bytes
+                config, self.path, int(max_model_len), dtype_bytes
             )
         engine_args.update(options)
-        self._tokenizer = AutoTokenizer.from_pretrained(self.path)
         try:
             self.llm = vllm.LLM(**engine_args)
         except Exception as error:

