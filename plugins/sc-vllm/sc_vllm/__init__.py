@@ -121,10 +121,9 @@ def available_memory() -> int:
 
 def cpu_kv_cache_bytes(config: Any, path: str, max_model_len: int, dtype_bytes: int) -> int:
     """A CPU KV cache sized from the model (its HF ``config``, its weights in ``path``) and the
-    machine: room for
-    ``CONCURRENT_SEQUENCES`` sequences of ``max_model_len`` tokens, but at most 40% of the
-    memory left once the weights are loaded (training, sandboxes and the weights' second copy
-    in this process need the rest), and at least ``MIN_KV_GIB``.
+    machine: room for ``CONCURRENT_SEQUENCES`` sequences of ``max_model_len`` tokens, but at
+    most 40% of the memory left once the weights are loaded (training, sandboxes and the
+    weights' second copy in this process need the rest), and at least ``MIN_KV_GIB``.
 
     vLLM's own default on CPU is a fraction of all RAM for weights and cache together, which
     cannot hold a 0.5B model in float32 ("requested memory for kv -0.71/3.54 GiB")."""
